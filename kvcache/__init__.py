@@ -1,0 +1,22 @@
+"""The paged KV-cache update: a Pallas TPU kernel, a pure-JAX fallback and a front door.
+
+For each of the first ``n = total_update_slices`` columns ``(dst, src, len)`` of
+``slice_indices``, in order: ``kv_cache_pages[dst:dst+len] = new_kv_tokens[src:src+len]``.
+The contract is spelled out in ``oracle``.
+"""
+
+from kvcache._arguments import cdiv
+from kvcache.dispatch import update
+from kvcache.fallback import kv_cache_update_jax
+from kvcache.kernel import kv_cache_update
+from kvcache.validation import validate
+from oracle.contract import ContractViolation
+
+__all__ = [
+    "ContractViolation",
+    "cdiv",
+    "kv_cache_update",
+    "kv_cache_update_jax",
+    "update",
+    "validate",
+]

@@ -1,0 +1,38 @@
+"""``update``: the front door, choosing the kernel on a TPU and the fallback elsewhere."""
+
+from __future__ import annotations
+
+import jax
+
+from kvcache import validation
+from kvcache.fallback import kv_cache_update_jax
+from kvcache.kernel import kv_cache_update
+
+
+def _platform(array) -> str:
+    devices = getattr(array, "devices", None)
+    return next(iter(devices())).platform if devices is not None else jax.default_backend()
+
+
+def update(
+    new_kv_tokens,
+    slice_indices,
+    kv_cache_pages,
+    total_update_slices,
+    *,
+    page_size: int = 32,
+    validate: bool = False,
+):
+    """Write new tokens into the paged cache: the Pallas kernel on a TPU, pure JAX elsewhere.
+
+    ``kv_cache_pages`` is donated. With ``validate=True`` the arguments are checked first and
+    a refused call raises before touching (or donating) the cache.
+    """
+    if validate:
+        validation.validate(
+            new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+        )
+    implementation = kv_cache_update if _platform(kv_cache_pages) == "tpu" else kv_cache_update_jax
+    return implementation(
+        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+    )
