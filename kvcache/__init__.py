@@ -9,6 +9,7 @@ from kvcache._arguments import cdiv
 from kvcache.dispatch import update
 from kvcache.fallback import kv_cache_update_jax
 from kvcache.kernel import kv_cache_update
+from kvcache.slot_mapping import slot_mapping
 from kvcache.validation import validate
 from oracle.contract import ContractViolation
 
@@ -17,6 +18,7 @@ __all__ = [
     "cdiv",
     "kv_cache_update",
     "kv_cache_update_jax",
+    "slot_mapping",
     "update",
     "validate",
 ]

@@ -5,6 +5,10 @@ only at run time). Each block of ``tokens`` written rows maps back to its column
 search over the running sum of lengths, and is scattered in one ``.at[].set``. A serving-tier
 update writes at most ``tokens`` rows, so it takes exactly one block; a general-tier update
 with repeated sources may take more, and loops.
+
+The scatter moves unsigned integers of the same width as the data: XLA's CPU scatter on
+bfloat16 goes through float32 and quiets NaN payloads (even in rows it does not write), and a
+copy must be exact.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def kv_cache_update_jax(
     new_kv_tokens: Shaped[Array, "tokens heads head_dim"],
     slice_indices: Int[Array, "3 num_slices"],
     kv_cache_pages: Shaped[Array, "cache_rows heads head_dim"],
-    total_update_slices: Int[Array, "1"] | Int[Array, ""],
+    total_update_slices: Int[Array, 1] | Int[Array, ""],
     *,
     page_size: int = 32,
 ) -> Shaped[Array, "cache_rows heads head_dim"]:
@@ -57,6 +61,9 @@ def kv_cache_update_jax(
     dropped rather than wrapped or clamped.
     """
     check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size)
+    dtype = kv_cache_pages.dtype
+    bits = jnp.dtype(f"uint{8 * dtype.itemsize}")
+    new_kv_tokens = lax.bitcast_convert_type(new_kv_tokens, bits)
     slice_indices = slice_indices.astype(jnp.int32)
     real = jnp.arange(slice_indices.shape[1]) < slice_count(total_update_slices)
     lengths = jnp.where(real, jnp.maximum(slice_indices[2], 0), 0)
@@ -68,5 +75,6 @@ def kv_cache_update_jax(
         cache = _write_block(first_row, cache, new_kv_tokens, slice_indices, ends)
         return first_row + block, cache
 
-    first_row, cache = write((jnp.int32(0), kv_cache_pages))
-    return lax.while_loop(lambda s: s[0] < ends[-1], write, (first_row, cache))[1]
+    state = write((jnp.int32(0), lax.bitcast_convert_type(kv_cache_pages, bits)))
+    cache = lax.while_loop(lambda s: s[0] < ends[-1], write, state)[1]
+    return lax.bitcast_convert_type(cache, dtype)

@@ -73,7 +73,7 @@ def kv_cache_update(
     new_kv_tokens: Shaped[Array, "tokens heads head_dim"],
     slice_indices: Int[Array, "3 num_slices"],
     kv_cache_pages: Shaped[Array, "cache_rows heads head_dim"],
-    total_update_slices: Int[Array, "1"] | Int[Array, ""],
+    total_update_slices: Int[Array, 1] | Int[Array, ""],
     *,
     page_size: int = 32,
     slices_per_processing_page: int = 8,
@@ -87,7 +87,9 @@ def kv_cache_update(
     """
     check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size)
     if slices_per_processing_page < 1:
-        raise ValueError(f"slices_per_processing_page must be >= 1, got {slices_per_processing_page}")
+        raise ValueError(
+            f"slices_per_processing_page must be >= 1, got {slices_per_processing_page}"
+        )
     _, heads, head_dim = kv_cache_pages.shape
     if jax.default_backend() == "tpu" and head_dim % TPU_LANES:
         raise ValueError(f"head_dim {head_dim} must be a multiple of {TPU_LANES} on a TPU")

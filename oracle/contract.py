@@ -155,7 +155,9 @@ def _whole_pages(u: Update):
         yield "kv_cache_pages", f"{rows} rows is not a multiple of page_size {u.page_size}"
 
 
-@_rule("indices-shape", Tier.ARGUMENTS, "slice_indices is an integer array of shape [3, num_slices]")
+@_rule(
+    "indices-shape", Tier.ARGUMENTS, "slice_indices is an integer array of shape [3, num_slices]"
+)
 def _indices_shape(u: Update):
     idx = u.slice_indices
     if idx.ndim != 2 or idx.shape[0] != 3:
@@ -217,7 +219,9 @@ def _destination_in_bounds(u: Update):
 
 @_rule("destinations-disjoint", Tier.GENERAL, "no cache row is written by two columns")
 def _destinations_disjoint(u: Update):
-    spans = sorted((dst, dst + length, column) for column, dst, _, length in u.columns() if length > 0)
+    spans = sorted(
+        (dst, dst + length, column) for column, dst, _, length in u.columns() if length > 0
+    )
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
             yield _col(second), f"overlaps column {first} from cache row {start}"
@@ -238,7 +242,10 @@ def _within_one_page(u: Update):
     ps = u.page_size
     for column, dst, _, length in u.columns():
         if length > 0 and dst // ps != (dst + length - 1) // ps:
-            yield _col(column), f"rows [{dst}, {dst + length}) cross a page boundary (page_size {ps})"
+            yield (
+                _col(column),
+                f"rows [{dst}, {dst + length}) cross a page boundary (page_size {ps})",
+            )
 
 
 @_rule("sources-packed", Tier.SERVING, "new-token starts are the running sum of lengths from 0")

@@ -1,0 +1,56 @@
+"""Turn (property, tier, implementation) into a Hypothesis test.
+
+The same test function serves pytest (which calls it and lets Hypothesis report) and
+``kvcache-check`` (which calls it, catches the failure and renders the last example seen,
+the shrunk one, since Hypothesis replays the minimal failing example last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hypothesis import Phase, example, given, settings
+
+from oracle.contract import Tier, Update
+from properties.checks import Property
+from properties.implementations import Implementation, call
+from properties.regressions import REGRESSIONS
+from properties.strategies import updates
+
+
+def property_test(
+    prop: Property,
+    tier: Tier,
+    implementation: Implementation,
+    *,
+    explicit_examples: bool = True,
+    observe: Callable[[Update], None] | None = None,
+    settings_: settings | None = None,
+) -> Callable[[], None]:
+    """A zero-argument Hypothesis test checking ``prop`` for ``implementation`` on ``tier``.
+
+    ``observe`` sees every update before it is run. Without ``explicit_examples`` the
+    regression examples are skipped, so a failure must be found and shrunk by search.
+    """
+
+    def test(update: Update) -> None:
+        if observe is not None:
+            observe(update)
+        prop.check(update, call(implementation, update))
+
+    test.__name__ = f"{prop.name}_{tier.name.lower()}".replace("-", "_")
+    test.__qualname__ = test.__name__
+    test = given(updates(tier))(test)
+    if explicit_examples:
+        for regression in REGRESSIONS:
+            if tier <= regression.tier:
+                test = example(regression.update)(test)
+    if settings_ is not None or not explicit_examples:
+        base = settings_ or settings()
+        phases = (
+            base.phases
+            if explicit_examples
+            else tuple(p for p in base.phases if p != Phase.explicit)
+        )
+        test = settings(base, phases=phases)(test)
+    return test

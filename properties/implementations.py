@@ -1,0 +1,118 @@
+"""Implementations under test: naming, loading and calling them.
+
+An implementation is any callable
+``f(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size)``
+returning the updated cache. ``call`` runs it on one ``Update``. Off a TPU, every Pallas TPU
+kernel it launches runs in the TPU interpreter with out-of-bounds reads raising,
+uninitialised memory as NaN and race detection on, without the implementation knowing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax._src.pallas.mosaic.interpret import interpret_pallas_call as tpu_interpreter
+from jax.experimental.pallas import tpu as pltpu
+
+from oracle.contract import Update
+
+INTERPRET_PARAMS = pltpu.InterpretParams(
+    detect_races=True, out_of_bounds_reads="raise", uninitialized_memory="nan"
+)
+
+
+class ImplementationError(Exception):
+    """An implementation could not be loaded or called as the protocol says."""
+
+
+class RaceDetected(AssertionError):
+    """The TPU interpreter saw two unordered accesses to the same memory, one a write."""
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A named update function under test."""
+
+    name: str
+    function: Callable
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def load(spec: str) -> Implementation:
+    """``"package.module:attr"`` to an ``Implementation``, or ``ImplementationError`` saying why."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ImplementationError(
+            f"{spec!r}: expected MODULE:ATTR, e.g. kvcache:kv_cache_update_jax"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ImplementationError(f"{spec!r}: cannot import {module_name!r}: {error}") from None
+    function = module
+    for part in attribute.split("."):
+        function = getattr(function, part, None)
+        if function is None:
+            raise ImplementationError(
+                f"{spec!r}: module {module_name!r} has no attribute {attribute!r}"
+            )
+    if not callable(function):
+        raise ImplementationError(
+            f"{spec!r}: {attribute!r} is a {type(function).__name__}, not callable"
+        )
+    try:
+        inspect.signature(function).bind(None, None, None, None, page_size=1)
+    except TypeError as error:
+        raise ImplementationError(
+            f"{spec!r}: must accept (new_kv_tokens, slice_indices, kv_cache_pages, "
+            f"total_update_slices, *, page_size): {error}"
+        ) from None
+    except ValueError:  # some callables have no introspectable signature; try them as they are
+        pass
+    return Implementation(spec, function)
+
+
+def builtin() -> list[Implementation]:
+    """The project's own implementations."""
+    return [
+        load("kvcache:kv_cache_update_jax"),
+        load("kvcache:kv_cache_update"),
+        load("kvcache:update"),
+    ]
+
+
+def interpreting() -> contextlib.AbstractContextManager:
+    """Run Pallas TPU kernels traced inside in the TPU interpreter, unless on a TPU."""
+    if jax.default_backend() == "tpu":
+        return contextlib.nullcontext()
+    return pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS)
+
+
+def call(implementation: Implementation, update: Update) -> np.ndarray:
+    """Run ``implementation`` on fresh device copies of ``update``; return the cache on the host.
+
+    Raises ``RaceDetected`` for a race seen by the interpreter.
+    """
+    with interpreting():
+        pltpu.reset_tpu_interpret_mode_state()  # clean after an earlier kernel's exception
+        result = implementation.function(
+            jnp.asarray(update.new_kv_tokens),
+            jnp.asarray(update.slice_indices),
+            jnp.asarray(update.kv_cache_pages),
+            jnp.asarray(update.total_update_slices),
+            page_size=update.page_size,
+        )
+        result = np.asarray(jax.block_until_ready(result))
+        races = tpu_interpreter.races
+        if races is not None and races.races_found:
+            raise RaceDetected(f"{implementation}: the TPU interpreter detected a race")
+    return result
