@@ -222,7 +222,7 @@ def _destinations_disjoint(u: Update):
     spans = sorted(
         (dst, dst + length, column) for column, dst, _, length in u.columns() if length > 0
     )
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):
         if start < end:
             yield _col(second), f"overlaps column {first} from cache row {start}"
 

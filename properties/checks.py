@@ -27,7 +27,8 @@ def assert_same_layout(expected: np.ndarray, actual: np.ndarray) -> None:
 def differing_rows(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
     """Indices of cache rows whose bits differ (after checking the layouts agree)."""
     assert_same_layout(expected, actual)
-    return np.flatnonzero((bits(expected) != bits(actual)).reshape(len(expected), -1).any(axis=1))
+    differs = bits(expected) != bits(actual)
+    return np.flatnonzero(differs.any(axis=tuple(range(1, differs.ndim))))
 
 
 @dataclass(frozen=True)
