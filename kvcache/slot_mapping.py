@@ -47,20 +47,30 @@ def slot_mapping(
     scheduled: Sequence[int],
     *,
     page_size: int,
+    num_tokens: int | None = None,
     num_slices: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(slice_indices [3, num_slices] int32, total_update_slices [1] int32)`` for one step.
 
-    ``num_slices`` defaults to ``padded_slice_count``; a layout needing more columns raises.
+    ``num_tokens`` is the row count the step's new tokens are padded to (a bucket; default:
+    exactly the scheduled tokens). ``num_slices`` defaults to ``padded_slice_count`` of the
+    requests and ``num_tokens``, so steps in one token bucket share one shape. A layout that
+    needs more columns or tokens than given raises ``ValueError``.
     """
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size}")
     columns = []
     source = 0
     for table, done, new in zip(block_tables, computed, scheduled, strict=True):
         for destination, length in request_slices(table, done, new, page_size):
             columns.append((destination, source, length))
             source += length
+    if num_tokens is None:
+        num_tokens = source
+    if source > num_tokens:
+        raise ValueError(f"{source} tokens are scheduled; num_tokens is {num_tokens}")
     if num_slices is None:
-        num_slices = max(padded_slice_count(len(block_tables), source, page_size), 1)
+        num_slices = max(padded_slice_count(len(block_tables), num_tokens, page_size), 1)
     if len(columns) > num_slices:
         raise ValueError(f"the layout needs {len(columns)} slices; num_slices is {num_slices}")
     slice_indices = np.zeros((3, num_slices), dtype=np.int32)

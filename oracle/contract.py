@@ -155,24 +155,29 @@ def _whole_pages(u: Update):
         yield "kv_cache_pages", f"{rows} rows is not a multiple of page_size {u.page_size}"
 
 
-@_rule(
-    "indices-shape", Tier.ARGUMENTS, "slice_indices is an integer array of shape [3, num_slices]"
-)
+@_rule("indices-shape", Tier.ARGUMENTS, "slice_indices has shape [3, num_slices]")
 def _indices_shape(u: Update):
     idx = u.slice_indices
     if idx.ndim != 2 or idx.shape[0] != 3:
         yield "slice_indices", f"must have shape [3, num_slices], got {idx.shape}"
-    if not np.issubdtype(idx.dtype, np.integer):
-        yield "slice_indices", f"must be integer, got {idx.dtype}"
 
 
-@_rule("count-shape", Tier.ARGUMENTS, "total_update_slices is one integer, of shape [1] or []")
+@_rule("indices-dtype", Tier.ARGUMENTS, "slice_indices holds integers")
+def _indices_dtype(u: Update):
+    if not np.issubdtype(u.slice_indices.dtype, np.integer):
+        yield "slice_indices", f"must be integer, got {u.slice_indices.dtype}"
+
+
+@_rule("count-shape", Tier.ARGUMENTS, "total_update_slices has shape [1] or []")
 def _count_shape(u: Update):
-    count = u.total_update_slices
-    if count.shape not in ((), (1,)):
-        yield "total_update_slices", f"must have shape [1] or [], got {count.shape}"
-    if not np.issubdtype(count.dtype, np.integer):
-        yield "total_update_slices", f"must be integer, got {count.dtype}"
+    if u.total_update_slices.shape not in ((), (1,)):
+        yield "total_update_slices", f"must have shape [1] or [], got {u.total_update_slices.shape}"
+
+
+@_rule("count-dtype", Tier.ARGUMENTS, "total_update_slices is an integer")
+def _count_dtype(u: Update):
+    if not np.issubdtype(u.total_update_slices.dtype, np.integer):
+        yield "total_update_slices", f"must be integer, got {u.total_update_slices.dtype}"
 
 
 # --- General tier: every implementation handles these ----------------------------------
