@@ -167,5 +167,7 @@ class ServingLoop(RuleBasedStateMachine):
 
 def test_serving_loop(implementation):
     machine = type("ServingLoop", (ServingLoop,), {"implementation": implementation})
-    budget = settings(max_examples=settings.default.max_examples, stateful_step_count=30)
+    budget = settings(
+        max_examples=max(1, settings.default.max_examples // 2), stateful_step_count=25
+    )
     run_state_machine_as_test(machine, settings=budget)
