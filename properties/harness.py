@@ -12,6 +12,7 @@ from collections.abc import Callable
 from hypothesis import Phase, example, given, settings
 
 from oracle.contract import Tier, Update
+from properties.buckets import BUCKETS, Bucket
 from properties.checks import Property
 from properties.implementations import Implementation, call
 from properties.regressions import REGRESSIONS
@@ -26,11 +27,13 @@ def property_test(
     explicit_examples: bool = True,
     observe: Callable[[Update], None] | None = None,
     settings_: settings | None = None,
+    buckets: tuple[Bucket, ...] = BUCKETS,
 ) -> Callable[[], None]:
     """A zero-argument Hypothesis test checking ``prop`` for ``implementation`` on ``tier``.
 
     ``observe`` sees every update before it is run. Without ``explicit_examples`` the
     regression examples are skipped, so a failure must be found and shrunk by search.
+    ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows).
     """
 
     def test(update: Update) -> None:
@@ -40,7 +43,7 @@ def property_test(
 
     test.__name__ = f"{prop.name}_{tier.name.lower()}".replace("-", "_")
     test.__qualname__ = test.__name__
-    test = given(updates(tier))(test)
+    test = given(updates(tier, buckets))(test)
     if explicit_examples:
         for regression in REGRESSIONS:
             if tier <= regression.tier:

@@ -2,7 +2,8 @@
 
 They keep the defects the harness must find: the fallback's page-sized window is clamped
 at the cache's end, and the kernel copies padding columns that share the last grid step
-with real ones. Used only as targets that the properties are expected to reject.
+with real ones, and starts DMAs for zero-length columns, which the TPU interpreter refuses
+to wait on. Used only as targets that the properties are expected to reject.
 """
 
 from __future__ import annotations

@@ -1,0 +1,59 @@
+"""The properties find the original module's two defects by search alone, and shrink each
+to a counterexample that shows it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+
+from oracle.contract import Tier, Update
+from properties.buckets import BUCKETS, Bucket
+from properties.checks import PROPERTIES
+from properties.harness import property_test
+from properties.implementations import load
+
+MATCHES_ORACLE = next(p for p in PROPERTIES if p.name == "matches-oracle")
+SEARCH = settings(
+    max_examples=300, derandomize=True, database=None, deadline=None, report_multiple_bugs=False
+)
+
+
+def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = BUCKETS) -> Update:
+    """Run matches-oracle without the regression examples; return the last (shrunk) update."""
+    seen: list[Update] = []
+    test = property_test(
+        MATCHES_ORACLE,
+        tier,
+        load(spec),
+        explicit_examples=False,
+        observe=seen.append,
+        settings_=SEARCH,
+        buckets=buckets,
+    )
+    with pytest.raises(Exception):  # noqa: B017 - a mismatch or a crash in the kernel both count
+        test()
+    return seen[-1]
+
+
+@pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
+def test_seed_fallback_is_caught_writing_a_clamped_window(tier):
+    update = shrunk_counterexample("properties.lineage:seed_fallback", tier)
+    rows = update.kv_cache_pages.shape[0]
+    # The defect: a slice in the last page at an offset, whose page-sized window JAX clamps.
+    assert any(
+        length > 0 and dst % update.page_size > 0 and dst + update.page_size > rows
+        for _, dst, _, length in update.columns()
+    ), update
+
+
+@pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
+def test_seed_kernel_is_caught_copying_what_it_should_not(tier):
+    # Interpreted kernels are slow to shrink across shapes: search one small bucket.
+    update = shrunk_counterexample("properties.lineage:seed_kernel", tier, BUCKETS[:1])
+    n, columns = update.num_slices, update.slice_indices.shape[1]
+    step = max(s for s in range(1, 9) if columns % s == 0)
+    last_launched = -(-n // step) * step
+    # The defects: every column of a launched grid step is copied, padding included, and a
+    # zero-length column still starts a DMA (which the interpreter refuses to wait on).
+    copied_wrongly = [c for c in range(last_launched) if c >= n or update.slice_indices[2, c] == 0]
+    assert copied_wrongly, update
