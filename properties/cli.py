@@ -1,0 +1,150 @@
+"""``kvcache-check``: every property, on every tier, against any implementation.
+
+Without ``--impl`` it checks the project's own implementations. Each implementation is
+checked in one worker process (as many as there are cores), so its compiled shapes stay warm
+across its properties. Exit status: 0 all passed, 1 something failed, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from hypothesis import settings
+
+from oracle.contract import Tier
+from properties import profiles
+from properties.checks import PROPERTIES
+from properties.implementations import ImplementationError, builtin, load
+from properties.report import render
+from properties.runner import run
+
+TIERS = {"general": Tier.GENERAL, "serving": Tier.SERVING}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kvcache-check",
+        description="Check paged KV-cache update implementations against the properties.",
+    )
+    parser.add_argument(
+        "--impl",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="an implementation to check (repeatable); default: the project's own",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("dev", "ci", "thorough"),
+        default=profiles.default_profile(),
+        help="Hypothesis profile (default: %(default)s)",
+    )
+    parser.add_argument("--max-examples", type=_positive, help="override the profile's budget")
+    parser.add_argument("--tier", choices=tuple(TIERS), help="one tier only (default: both)")
+    parser.add_argument("--json", metavar="FILE", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes"
+    )
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def check_implementation(spec: str, profile: str, max_examples: int | None, tiers) -> list[dict]:
+    """Every (property, tier) for one implementation, as JSON-ready rows with a rendered
+    counterexample (or the error) for each one that did not pass."""
+    implementation = load(spec)
+    base = settings.get_profile(profile)
+    chosen = settings(base, max_examples=max_examples or base.max_examples, database=None)
+    rows = []
+    for prop in PROPERTIES:
+        for tier in (t for t in prop.tiers if t in tiers):
+            outcome = run(implementation, prop, tier, chosen)
+            text = render(spec, prop.name, outcome.failure) if outcome.failure else outcome.error
+            rows.append(
+                {
+                    "property": prop.name,
+                    "tier": tier.name.lower(),
+                    "status": outcome.status,
+                    "examples": outcome.examples,
+                    "seconds": round(outcome.seconds, 3),
+                    "counterexample": text,
+                }
+            )
+    return rows
+
+
+def _check_all(specs: list[str], profile: str, max_examples, tiers, jobs: int) -> list[list[dict]]:
+    arguments = [(spec, profile, max_examples, tiers) for spec in specs]
+    if jobs == 1 or len(specs) == 1:
+        return [check_implementation(*a) for a in arguments]
+    context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
+    with ProcessPoolExecutor(min(jobs, len(specs)), mp_context=context) as pool:
+        futures = [pool.submit(check_implementation, *a) for a in arguments]
+        return [future.result() for future in futures]
+
+
+def _table(results: list[dict]) -> str:
+    header = ("implementation", "property", "tier", "examples", "verdict", "seconds")
+    lines = [
+        (
+            impl["name"],
+            r["property"],
+            r["tier"],
+            str(r["examples"]),
+            r["status"],
+            f"{r['seconds']:.2f}",
+        )
+        for impl in results
+        for r in impl["results"]
+    ]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    numeric = {3, 5}
+    return "\n".join(
+        "  ".join(
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in [header, *lines]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the checks, print the table and every counterexample; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        specs = [load(spec).name for spec in args.impl] or [i.name for i in builtin()]
+    except ImplementationError as error:
+        parser.error(str(error))
+    if args.json and not args.json.parent.is_dir():
+        parser.error(f"--json {args.json}: no directory {args.json.parent}")
+    tiers = (TIERS[args.tier],) if args.tier else tuple(TIERS.values())
+    rows = _check_all(specs, args.profile, args.max_examples, tiers, args.jobs)
+    results = [{"name": spec, "results": r} for spec, r in zip(specs, rows, strict=True)]
+    print(_table(results))
+    bad = [(i["name"], r) for i in results for r in i["results"] if r["status"] != "passed"]
+    for name, r in bad:
+        print(f"\n=== {name}: {r['property']} ({r['tier']}) {r['status']} ===")
+        print(r["counterexample"])
+    print(
+        f"\n{len(bad)} of {sum(len(r) for r in rows)} checks did not pass (profile {args.profile})"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"implementations": results}, indent=2) + "\n")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

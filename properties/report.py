@@ -1,0 +1,166 @@
+"""A counterexample, for a person: the layout, the pages with the slices marked, the rows
+that differ, and a Python snippet that reproduces it."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from oracle.contract import Update
+from oracle.reference import reference_update
+from properties.checks import bits
+from properties.runner import Failure
+
+CELLS_PER_LINE = 64
+ROWS_SHOWN = 8
+VALUES_SHOWN = 8
+
+
+def _letter(column: int) -> str:
+    return string.ascii_lowercase[column % 26]
+
+
+def _layout(update: Update) -> str:
+    rows, heads, head_dim = update.kv_cache_pages.shape
+    return (
+        f"page_size {update.page_size}, {rows // update.page_size} pages ({rows} cache rows), "
+        f"{update.new_kv_tokens.shape[0]} new tokens, [heads, head_dim] [{heads}, {head_dim}], "
+        f"{update.kv_cache_pages.dtype}; n = {update.num_slices} of "
+        f"{update.slice_indices.shape[1]} columns"
+    )
+
+
+def _columns(update: Update) -> list[str]:
+    ps, lines = update.page_size, []
+    for column, dst, src, length in update.columns():
+        page, offset = divmod(dst, ps)
+        lines.append(
+            f"  {_letter(column)}  column {column}: cache [{dst}, {dst + length}) <- new "
+            f"[{src}, {src + length}), page {page} offset {offset}, length {length}"
+        )
+    padding = update.slice_indices[:, update.num_slices :].T.tolist()
+    if padding:
+        lines.append(f"     padding columns (dst, src, len): {[tuple(c) for c in padding]}")
+    return lines
+
+
+def _owners(update: Update) -> np.ndarray:
+    """For each cache row, the real column writing it, or -1."""
+    owner = np.full(update.kv_cache_pages.shape[0], -1)
+    for column, dst, _, length in update.columns():
+        owner[dst : dst + length] = column
+    return owner
+
+
+def _pages(update: Update, differs: np.ndarray) -> list[str]:
+    """One line per page that is written or differs: a cell per row."""
+    ps, owner = update.page_size, _owners(update)
+    lines, skipped = [], 0
+    for page in range(len(owner) // ps):
+        rows = range(page * ps, (page + 1) * ps)
+        if all(owner[r] < 0 and not differs[r] for r in rows):
+            skipped += 1
+            continue
+        cells = "".join(
+            (_letter(owner[r]).upper() if differs[r] else _letter(owner[r]))
+            if owner[r] >= 0
+            else ("!" if differs[r] else ".")
+            for r in rows
+        )
+        for start in range(0, ps, CELLS_PER_LINE):
+            label = f"page {page:>3} rows {rows[start]:>5}+" if start == 0 else " " * 20
+            lines.append(f"  {label} |{cells[start : start + CELLS_PER_LINE]}|")
+    if skipped:
+        lines.append(f"  ({skipped} pages neither written nor changed are not shown)")
+    return lines
+
+
+def _values(row: np.ndarray) -> str:
+    flat = row.reshape(-1)
+    shown = np.array2string(flat[:VALUES_SHOWN], separator=", ")
+    return shown[:-1] + ", ...]" if flat.size > VALUES_SHOWN else shown
+
+
+def _row_diffs(expected: np.ndarray, actual: np.ndarray, rows: np.ndarray, ps: int) -> list[str]:
+    lines = []
+    for row in rows[:ROWS_SHOWN]:
+        want, got = _values(expected[row]), _values(actual[row])
+        if want == got:  # NaN payloads or signed zeros: show the bits
+            want, got = (_values(bits(a[row])) + " (bits)" for a in (expected, actual))
+        page, offset = divmod(int(row), ps)
+        lines.append(f"  row {row} (page {page} offset {offset}): expected {want}, actual {got}")
+    if len(rows) > ROWS_SHOWN:
+        lines.append(f"  ... and {len(rows) - ROWS_SHOWN} more rows")
+    return lines
+
+
+def _literal(array: np.ndarray) -> str:
+    """Python that rebuilds ``array`` bit for bit (readable when it holds row ids)."""
+    dtype = f'jnp.dtype("{array.dtype}")'
+    for sign in (1, -1):
+        ids = sign * np.arange(1, array.shape[0] + 1).reshape(-1, *[1] * (array.ndim - 1))
+        if np.array_equal(bits(array), bits(np.broadcast_to(ids, array.shape).astype(array.dtype))):
+            return (
+                f"np.broadcast_to({'-' if sign < 0 else ''}np.arange(1, {array.shape[0] + 1})"
+                f".reshape(-1, 1, 1), {array.shape}).astype({dtype})"
+            )
+    return (
+        f'np.frombuffer(bytes.fromhex("{array.tobytes().hex()}"), {dtype}).reshape({array.shape})'
+    )
+
+
+def snippet(implementation: str, prop: str, update: Update) -> str:
+    """A script that runs ``implementation`` on ``update`` and checks ``prop``."""
+    count = update.total_update_slices
+    return f"""\
+import jax.numpy as jnp
+import numpy as np
+
+from oracle.contract import Update
+from properties.checks import PROPERTIES
+from properties.implementations import call, load
+
+update = Update(
+    new_kv_tokens={_literal(update.new_kv_tokens)},
+    slice_indices=np.array({update.slice_indices.tolist()}, dtype=np.int32),
+    kv_cache_pages={_literal(update.kv_cache_pages)},
+    total_update_slices=np.array({count.tolist()}, dtype=np.{count.dtype}),
+    page_size={update.page_size},
+)
+prop = next(p for p in PROPERTIES if p.name == "{prop}")
+prop.check(update, call(load("{implementation}"), update))
+"""
+
+
+def render(implementation: str, prop: str, failure: Failure) -> str:
+    """The whole counterexample as text."""
+    update, actual = failure.update, failure.actual
+    expected = reference_update(
+        update.new_kv_tokens,
+        update.slice_indices,
+        update.kv_cache_pages,
+        update.total_update_slices,
+        page_size=update.page_size,
+    )
+    same_layout = actual is not None and (actual.shape, actual.dtype) == (
+        expected.shape,
+        expected.dtype,
+    )
+    differs = (
+        (bits(expected) != bits(actual)).reshape(len(expected), -1).any(axis=1)
+        if same_layout
+        else np.zeros(len(expected), dtype=bool)
+    )
+    lines = [failure.message, _layout(update), "columns:", *_columns(update)]
+    lines += [
+        "pages (a letter: the row that column writes; capital or '!': the row differs):",
+        *_pages(update, differs),
+    ]
+    if differs.any():
+        lines += [
+            "rows that differ:",
+            *_row_diffs(expected, actual, np.flatnonzero(differs), update.page_size),
+        ]
+    lines += ["reproduce:", snippet(implementation, prop, update)]
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""Run one property on one tier for one implementation, and keep what a report needs.
+
+``property_test`` raises whatever Hypothesis raises; this module turns that into a verdict.
+The failing update is found again among the last updates observed (Hypothesis replays the
+shrunk example last) by re-running them, so the counterexample, the result and the message
+always belong together.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import settings
+from hypothesis.reporting import with_reporter
+
+from oracle.contract import Tier, Update
+from properties.checks import Property
+from properties.harness import property_test
+from properties.implementations import Implementation, call
+
+KEPT_UPDATES = 16  # how far back to look for the failing update
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An update the property rejects: the result (``None`` if the call raised) and why."""
+
+    update: Update
+    actual: np.ndarray | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict of one property on one tier, with the failure or error behind it."""
+
+    prop: Property
+    tier: Tier
+    status: str  # "passed", "failed" (with ``failure``) or "error" (with ``error``)
+    examples: int
+    seconds: float
+    failure: Failure | None = None
+    error: str | None = None
+
+
+def _describe(error: BaseException) -> str:
+    """The error's type and message; of a long message (a traceback inside), its last line."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {' ... '.join(lines[:1] + lines[-1:]) if len(lines) > 1 else str(error)}"
+
+
+def reproduce(implementation: Implementation, prop: Property, update: Update) -> Failure | None:
+    """Run ``update`` again; the ``Failure`` if ``prop`` rejects it (a raise counts), else None."""
+    try:
+        actual = call(implementation, update)
+    except Exception as error:
+        return Failure(update, None, f"the implementation raised {_describe(error)}")
+    try:
+        prop.check(update, actual)
+    except Exception as error:
+        message = str(error) if isinstance(error, AssertionError) else _describe(error)
+        return Failure(update, actual, message)
+    return None
+
+
+def run(
+    implementation: Implementation,
+    prop: Property,
+    tier: Tier,
+    settings_: settings,
+    *,
+    explicit_examples: bool = True,
+) -> Outcome:
+    """Check ``prop`` on ``tier``: "failed" with a reproduced counterexample, "error" when
+    Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
+    recent: deque[Update] = deque(maxlen=KEPT_UPDATES)
+    examples = 0
+
+    def observe(update: Update) -> None:
+        nonlocal examples
+        examples += 1
+        recent.append(update)
+
+    test = property_test(
+        prop,
+        tier,
+        implementation,
+        explicit_examples=explicit_examples,
+        observe=observe,
+        settings_=settings(settings_, report_multiple_bugs=False),
+    )
+    start = time.perf_counter()
+    try:
+        with with_reporter(lambda _: None):  # the report renders the counterexample itself
+            test()
+    except Exception as error:
+        failure = next(
+            (f for u in reversed(recent) if (f := reproduce(implementation, prop, u))), None
+        )
+        status, message = ("failed", None) if failure else ("error", _describe(error))
+    else:
+        status, failure, message = "passed", None, None
+    seconds = time.perf_counter() - start
+    return Outcome(prop, tier, status, examples, seconds, failure, message)
