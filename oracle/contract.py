@@ -75,6 +75,15 @@ class Update:
             page_size,
         )
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The four arrays, in argument order: tokens, slice indices, cache, count."""
+        return (
+            self.new_kv_tokens,
+            self.slice_indices,
+            self.kv_cache_pages,
+            self.total_update_slices,
+        )
+
     @property
     def num_slices(self) -> int:
         """``n``: how many leading columns of ``slice_indices`` are real."""

@@ -14,6 +14,7 @@ step reuses one compiled function.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,13 +108,8 @@ class ServingLoop(RuleBasedStateMachine):
         requests = [request for _, request in order]
         update = self._update(requests, scheduled)
         self.cache = call(self.implementation, update)
-        self.oracle_cache = reference_update(
-            update.new_kv_tokens,
-            update.slice_indices,
-            self.oracle_cache,
-            update.total_update_slices,
-            page_size=PAGE_SIZE,
-        )
+        on_oracle = dataclasses.replace(update, kv_cache_pages=self.oracle_cache)
+        self.oracle_cache = reference_update(*on_oracle.arrays(), page_size=PAGE_SIZE)
         rows = differing_rows(self.oracle_cache, self.cache)
         assert rows.size == 0, f"{self.implementation}: cache rows {rows.tolist()} differ"
         self._check_each_request_holds_its_tokens()

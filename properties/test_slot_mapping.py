@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from kvcache.slot_mapping import padded_slice_count, slot_mapping
 from oracle.contract import Tier, Update, violations
 from oracle.reference import reference_update
+from properties.checks import differing_rows
 
 
 @dataclass(frozen=True)
@@ -93,15 +94,9 @@ def test_output_obeys_every_serving_rule(step):
 @given(steps())
 def test_applying_it_writes_each_token_into_its_page(step):
     update = build(step)
-    actual = reference_update(
-        update.new_kv_tokens,
-        update.slice_indices,
-        update.kv_cache_pages,
-        update.total_update_slices,
-        page_size=step.page_size,
-    )
+    actual = reference_update(*update.arrays(), page_size=step.page_size)
     expected = per_token_reference(step, update.new_kv_tokens, update.kv_cache_pages)
-    rows = np.flatnonzero((actual != expected).any(axis=(1, 2)))
+    rows = differing_rows(expected, actual)
     assert rows.size == 0, f"cache rows {rows.tolist()} differ from the per-token reference"
 
 

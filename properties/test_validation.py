@@ -23,13 +23,8 @@ from properties.strategies import updates
 GENERAL_RULES = [name for name in VALIDATED_RULES if RULES[name].tier == Tier.GENERAL]
 
 
-def _arguments(update: Update, to=np.asarray) -> tuple:
-    return (
-        to(update.new_kv_tokens),
-        to(update.slice_indices),
-        to(update.kv_cache_pages),
-        to(update.total_update_slices),
-    )
+def _arguments(update: Update, to=np.asarray) -> list:
+    return [to(array) for array in update.arrays()]
 
 
 def test_every_validated_rule_has_a_breaker():
