@@ -5,7 +5,8 @@ already in the cache and ``scheduled`` new tokens this step. Its new tokens go t
 positions ``computed .. computed + scheduled - 1``, one slice per page touched: the first
 starts at ``computed % page_size``, middle slices are whole pages, the last ends at
 ``(end - 1) % page_size + 1``. Sources are packed in request order; columns after the real
-ones are ``(0, 0, 0)``.
+ones are ``(0, 0, 0)``. Padding the tokens to a bucket (``num_tokens``) pads the columns to
+``padded_slice_count`` of that bucket, so every step in the bucket has the same shapes.
 """
 
 from __future__ import annotations
