@@ -1,0 +1,126 @@
+"""``kvcache-check``: exit statuses, the JSON it writes, and the counterexamples it renders."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from properties.checks import bits
+from properties.cli import main
+from properties.regressions import REGRESSIONS
+from properties.report import snippet
+from properties.strategies import special_values
+
+QUICK = ["--profile", "ci", "--max-examples", "3"]
+STATUSES = {"passed", "failed", "error"}
+
+
+def run_cli(tmp_path, *arguments) -> tuple[int, dict]:
+    out = tmp_path / "results.json"
+    status = main([*arguments, *QUICK, "--json", str(out)])
+    return status, json.loads(out.read_text())
+
+
+def failed(results: dict, prop: str) -> dict:
+    return next(r for r in results["results"] if r["property"] == prop and r["status"] == "failed")
+
+
+def test_a_correct_implementation_passes_with_exit_0(tmp_path, capsys):
+    status, report = run_cli(tmp_path, "--impl", "kvcache:kv_cache_update_jax", "--tier", "serving")
+    assert status == 0
+    [results] = report["implementations"]
+    assert {r["status"] for r in results["results"]} == {"passed"}
+    assert "kvcache:kv_cache_update_jax  matches-oracle" in capsys.readouterr().out
+
+
+def test_json_has_one_entry_per_implementation_in_order_and_the_documented_fields(tmp_path):
+    specs = ["properties.lineage:seed_fallback", "kvcache:kv_cache_update_jax"]
+    status, report = run_cli(tmp_path, "--impl", specs[0], "--impl", specs[1], "--jobs", "2")
+    assert status == 1
+    assert list(report) == ["implementations"]
+    assert [i["name"] for i in report["implementations"]] == specs
+    for implementation in report["implementations"]:
+        assert list(implementation) == ["name", "results"]
+        assert len(implementation["results"]) == 6  # three properties, two tiers each
+        for r in implementation["results"]:
+            assert list(r) == [
+                "property",
+                "tier",
+                "status",
+                "examples",
+                "seconds",
+                "counterexample",
+            ]
+            assert r["tier"] in {"general", "serving"} and r["status"] in STATUSES
+            assert isinstance(r["examples"], int) and r["examples"] >= 1
+            assert isinstance(r["seconds"], float)
+            assert (r["counterexample"] is None) == (r["status"] == "passed")
+
+
+def test_seed_fallback_is_rejected_with_a_slice_in_the_last_page_at_an_offset(tmp_path, capsys):
+    status, report = run_cli(
+        tmp_path, "--impl", "properties.lineage:seed_fallback", "--tier", "serving"
+    )
+    assert status == 1
+    text = failed(report["implementations"][0], "matches-oracle")["counterexample"]
+    pages = int(re.search(r"(\d+) pages", text).group(1))
+    slices = [tuple(map(int, m)) for m in re.findall(r"page (\d+) offset (\d+)", text)]
+    assert any(page == pages - 1 and offset > 0 for page, offset in slices), text
+    assert re.search(r"page +\d+ rows +\d+\+ \|.*[A-Z!]", text), "differing rows are marked"
+    assert "rows that differ:" in text and "expected" in text
+    assert text in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="differ from the oracle"):
+        exec(text.split("reproduce:\n", 1)[1], {})
+
+
+def test_a_result_of_the_wrong_dtype_is_reported_as_such(tmp_path):
+    status, report = run_cli(
+        tmp_path, "--impl", "properties.mutants:result_promoted", "--tier", "general"
+    )
+    assert status == 1
+    text = failed(report["implementations"][0], "shape-and-dtype-preserved")["counterexample"]
+    assert re.match(r"result is float32\[.*\]; the cache is \w+\[", text), text
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no.such.module:update", "cannot import"),
+        ("kvcache:no_such_function", "has no attribute"),
+        ("kvcache", "expected MODULE:ATTR"),
+        ("properties.report:snippet", "must accept (new_kv_tokens"),
+    ],
+)
+def test_an_implementation_that_cannot_be_loaded_is_a_usage_error(spec, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--impl", spec])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--max-examples", "0"], ["--tier", "prefill"], ["--json", "/no/such/dir/x.json"]]
+)
+def test_bad_options_are_a_usage_error(arguments):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--impl", "kvcache:kv_cache_update_jax", *arguments])
+    assert exit_.value.code == 2
+
+
+def test_the_snippet_rebuilds_every_array_bit_for_bit():
+    base = REGRESSIONS[0].update
+    weird = np.resize(special_values(np.dtype("float32")), base.kv_cache_pages.shape)
+    update = type(base)(
+        base.new_kv_tokens, base.slice_indices, weird, base.total_update_slices, base.page_size
+    )
+    namespace: dict = {}
+    exec(snippet("kvcache:kv_cache_update_jax", "matches-oracle", update), namespace)
+    rebuilt = namespace["update"]
+    for name in ("new_kv_tokens", "slice_indices", "kv_cache_pages", "total_update_slices"):
+        original, copy = getattr(update, name), getattr(rebuilt, name)
+        assert (copy.shape, copy.dtype) == (original.shape, original.dtype), name
+        assert np.array_equal(bits(copy), bits(original)), name
