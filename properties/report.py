@@ -9,7 +9,7 @@ import numpy as np
 
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties.checks import bits
+from properties.checks import bits, differing_rows
 from properties.runner import Failure
 
 CELLS_PER_LINE = 64
@@ -76,9 +76,10 @@ def _pages(update: Update, differs: np.ndarray) -> list[str]:
     return lines
 
 
-def _values(row: np.ndarray) -> str:
+def _values(row: np.ndarray, *, as_hex: bool = False) -> str:
     flat = row.reshape(-1)
-    shown = np.array2string(flat[:VALUES_SHOWN], separator=", ")
+    formatter = {"int": hex} if as_hex else None
+    shown = np.array2string(flat[:VALUES_SHOWN], separator=", ", formatter=formatter)
     return shown[:-1] + ", ...]" if flat.size > VALUES_SHOWN else shown
 
 
@@ -87,7 +88,7 @@ def _row_diffs(expected: np.ndarray, actual: np.ndarray, rows: np.ndarray, ps: i
     for row in rows[:ROWS_SHOWN]:
         want, got = _values(expected[row]), _values(actual[row])
         if want == got:  # NaN payloads or signed zeros: show the bits
-            want, got = (_values(bits(a[row])) + " (bits)" for a in (expected, actual))
+            want, got = (_values(bits(a[row]), as_hex=True) for a in (expected, actual))
         page, offset = divmod(int(row), ps)
         lines.append(f"  row {row} (page {page} offset {offset}): expected {want}, actual {got}")
     if len(rows) > ROWS_SHOWN:
@@ -136,22 +137,10 @@ prop.check(update, call(load("{implementation}"), update))
 def render(implementation: str, prop: str, failure: Failure) -> str:
     """The whole counterexample as text."""
     update, actual = failure.update, failure.actual
-    expected = reference_update(
-        update.new_kv_tokens,
-        update.slice_indices,
-        update.kv_cache_pages,
-        update.total_update_slices,
-        page_size=update.page_size,
-    )
-    same_layout = actual is not None and (actual.shape, actual.dtype) == (
-        expected.shape,
-        expected.dtype,
-    )
-    differs = (
-        (bits(expected) != bits(actual)).reshape(len(expected), -1).any(axis=1)
-        if same_layout
-        else np.zeros(len(expected), dtype=bool)
-    )
+    expected = reference_update(*update.arrays(), page_size=update.page_size)
+    differs = np.zeros(len(expected), dtype=bool)
+    if actual is not None and (actual.shape, actual.dtype) == (expected.shape, expected.dtype):
+        differs[differing_rows(expected, actual)] = True
     lines = [failure.message, _layout(update), "columns:", *_columns(update)]
     lines += [
         "pages (a letter: the row that column writes; capital or '!': the row differs):",
