@@ -8,6 +8,7 @@ validate=True)`` refuses before donating the cache, so the caller's array stays 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -88,3 +89,14 @@ def test_an_accepted_update_donates_the_cache():
         validate=True,
     )
     assert cache.is_deleted()
+
+
+def test_validating_traced_indices_says_to_validate_outside_jit():
+    tokens, cache = jnp.zeros((4, 1, 1)), jnp.zeros((8, 1, 1))
+
+    @jax.jit
+    def traced(slice_indices):
+        kvcache.validate(tokens, slice_indices, cache, jnp.array([1]), page_size=4)
+
+    with pytest.raises(TypeError, match="outside jax.jit"):
+        traced(jnp.zeros((3, 2), jnp.int32))
