@@ -1,14 +1,16 @@
-"""The pure-JAX update: one scatter of whole rows, with the cache donated.
+"""The pure-JAX update: scatters of whole rows, in place on the donated cache.
 
 Written rows are numbered ``0 .. W-1`` in column order (W, the sum of real lengths, is known
-only at run time). Each block of ``tokens`` written rows maps back to its column by a binary
-search over the running sum of lengths, and is scattered in one ``.at[].set``. A serving-tier
-update writes at most ``tokens`` rows, so it takes exactly one block; a general-tier update
-with repeated sources may take more, and loops.
+only at run time). Row ``w`` belongs to the last column starting at or before it, found by a
+running maximum rather than a search. When sources are packed (every column reads from its
+first written row onward, as serving runners lay them out) row ``w`` is new token ``w``, and
+the tokens are scattered as they are, in one call. Otherwise blocks of ``tokens`` rows are
+gathered and scattered in a loop, since repeated sources can make W exceed ``tokens``.
 
-The scatter moves unsigned integers of the same width as the data: XLA's CPU scatter on
-bfloat16 goes through float32 and quiets NaN payloads (even in rows it does not write), and a
-copy must be exact.
+The scatter works on the cache's own dtype except bfloat16: XLA's CPU scatter widens bfloat16
+to float32 and quiets NaN payloads (even in rows it does not write), so a bfloat16 cache is
+scattered as uint16 bit patterns. Reinterpreting the cache costs a pass over it on CPU, which
+is why the other dtypes skip it.
 """
 
 from __future__ import annotations
@@ -23,25 +25,31 @@ from jaxtyping import Array, Int, Shaped
 from kvcache._arguments import check_arguments, slice_count
 
 
-def _write_block(first_row, cache, new_kv_tokens, slice_indices, ends):
-    """Scatter written rows ``first_row .. first_row + tokens - 1`` into the cache."""
-    block = max(new_kv_tokens.shape[0], 1)
-    cache_rows = cache.shape[0]
+def _block_targets(first_row, block, starts, ends, slice_indices, cache_rows, tokens):
+    """``(src, dst)`` for written rows ``first_row .. first_row + block - 1``.
+
+    Rows to skip (past W, or reading or writing out of bounds) get distinct destinations past
+    the cache's end, which a scatter with ``mode="drop"`` discards.
+    """
     row = first_row + jnp.arange(block, dtype=jnp.int32)
-    column = jnp.minimum(jnp.searchsorted(ends, row, side="right"), ends.shape[0] - 1)
-    offset = row - (ends[column] - jnp.maximum(slice_indices[2, column], 0))
+    columns = jnp.arange(starts.shape[0], dtype=jnp.int32)
+    marks = (
+        jnp.zeros(block, jnp.int32).at[jnp.maximum(starts - first_row, 0)].max(columns, mode="drop")
+    )
+    column = lax.cummax(marks)
+    offset = row - starts[column]
     src = slice_indices[1, column] + offset
     dst = slice_indices[0, column] + offset
-    in_bounds = (
-        (row < ends[-1])
-        & (src >= 0)
-        & (src < new_kv_tokens.shape[0])
-        & (dst >= 0)
-        & (dst < cache_rows)
-    )
-    # Rows to skip go to distinct rows past the end, which mode="drop" discards.
-    dst = jnp.where(in_bounds, dst, cache_rows + jnp.arange(block, dtype=jnp.int32))
-    rows = jnp.take(new_kv_tokens, src, axis=0, mode="clip")
+    keep = (row < ends[-1]) & (src >= 0) & (src < tokens) & (dst >= 0) & (dst < cache_rows)
+    return src, _drop_unless(keep, dst, cache_rows)
+
+
+def _drop_unless(keep, dst, cache_rows):
+    """``dst`` where ``keep``, else distinct rows past the cache's end (dropped by the scatter)."""
+    return jnp.where(keep, dst, cache_rows + jnp.arange(dst.shape[0], dtype=jnp.int32))
+
+
+def _scatter(cache, dst, rows):
     return cache.at[dst].set(rows, mode="drop", unique_indices=True)
 
 
@@ -62,19 +70,40 @@ def kv_cache_update_jax(
     """
     check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size)
     dtype = kv_cache_pages.dtype
-    bits = jnp.dtype(f"uint{8 * dtype.itemsize}")
-    new_kv_tokens = lax.bitcast_convert_type(new_kv_tokens, bits)
+    scatter_dtype = jnp.uint16 if dtype == jnp.bfloat16 else dtype
+    new_kv_tokens = lax.bitcast_convert_type(new_kv_tokens, scatter_dtype)
     slice_indices = slice_indices.astype(jnp.int32)
     real = jnp.arange(slice_indices.shape[1]) < slice_count(total_update_slices)
     lengths = jnp.where(real, jnp.maximum(slice_indices[2], 0), 0)
     ends = jnp.cumsum(lengths)
+    starts = ends - lengths
     block = max(new_kv_tokens.shape[0], 1)
+    targets = functools.partial(
+        _block_targets,
+        block=block,
+        starts=starts,
+        ends=ends,
+        slice_indices=slice_indices,
+        cache_rows=kv_cache_pages.shape[0],
+        tokens=new_kv_tokens.shape[0],
+    )
+
+    # Rows reading the token of their own number need no gather: with packed sources, all rows.
+    src, dst = targets(0)
+    direct = src == jnp.arange(block, dtype=jnp.int32)
+    cache = lax.bitcast_convert_type(kv_cache_pages, scatter_dtype)
+    cache = _scatter(cache, _drop_unless(direct, dst, cache.shape[0]), new_kv_tokens)
 
     def write(state):
         first_row, cache = state
-        cache = _write_block(first_row, cache, new_kv_tokens, slice_indices, ends)
-        return first_row + block, cache
+        src, dst = targets(first_row)
+        rows = jnp.take(new_kv_tokens, src, axis=0, mode="clip")
+        return first_row + block, _scatter(cache, dst, rows)
 
-    state = write((jnp.int32(0), lax.bitcast_convert_type(kv_cache_pages, bits)))
-    cache = lax.while_loop(lambda s: s[0] < ends[-1], write, state)[1]
+    is_packed = jnp.all((slice_indices[1] == starts) | (lengths == 0))
+
+    def pending(state):
+        return (state[0] < ends[-1]) & ~is_packed
+
+    cache = lax.while_loop(pending, write, (jnp.int32(0), cache))[1]
     return lax.bitcast_convert_type(cache, dtype)
