@@ -1,0 +1,141 @@
+"""Time the update on serving layouts: the fallback, the seed's scan, and a floor.
+
+The floor is one donated ``cache.at[rows].set(tokens)`` with every token's destination row
+computed ahead of time: the least any update can do. Every timed call feeds the returned
+cache back in, so donating implementations never copy or re-allocate the cache.
+
+Run: ``python -m benchmarks.update`` (``--help`` for options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental.pallas import tpu as pltpu
+
+from benchmarks.layouts import Layout, decode_requests, serving_layouts
+from benchmarks.layouts import layout as build_layout
+from kvcache import kv_cache_update, kv_cache_update_jax
+from properties.implementations import INTERPRET_PARAMS
+from properties.lineage import seed_fallback
+
+PAGE_SIZE, HEADS, HEAD_DIM = 32, 16, 128
+
+
+@functools.partial(jax.jit, donate_argnames=("cache",))
+def floor(tokens, rows, cache):
+    """The speed floor: one scatter to precomputed rows, the cache donated."""
+    return cache.at[rows].set(tokens, unique_indices=True)
+
+
+def median_seconds(
+    step: Callable, cache, repeats: int, budget_s: float = 10.0
+) -> tuple[float, jax.Array]:
+    """Median wall time of ``cache = step(cache)`` after one warm-up call; returns the cache.
+
+    Stops early once ``budget_s`` seconds are spent, for slow steps (the seed's on bfloat16).
+    """
+    cache = jax.block_until_ready(step(cache))
+    times: list[float] = []
+    while len(times) < repeats and (not times or sum(times) < budget_s):
+        start = time.perf_counter()
+        cache = jax.block_until_ready(step(cache))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), cache
+
+
+def contenders(layout: Layout, tokens) -> dict[str, Callable]:
+    """``name -> step(cache) -> cache`` for one layout, with the other arguments on device."""
+    indices = jnp.asarray(layout.slice_indices)
+    count = jnp.asarray(layout.total_update_slices)
+    rows = jnp.asarray(layout.rows)
+    return {
+        "floor": lambda cache: floor(tokens, rows, cache),
+        "fallback": lambda cache: kv_cache_update_jax(
+            tokens, indices, cache, count, page_size=PAGE_SIZE
+        ),
+        "seed": lambda cache: seed_fallback(tokens, indices, cache, count, page_size=PAGE_SIZE),
+    }
+
+
+def bench_dtype(dtype, cache_mib: int, repeats: int) -> None:
+    """Print one line per layout: medians and ratios on a ``cache_mib`` MiB cache."""
+    row_bytes = HEADS * HEAD_DIM * jnp.dtype(dtype).itemsize
+    num_pages = cache_mib * 2**20 // (PAGE_SIZE * row_bytes)
+    shape = (num_pages * PAGE_SIZE, HEADS, HEAD_DIM)
+    cache = jnp.zeros(shape, dtype)
+    print(f"\n{dtype.name} cache {list(shape)} ({cache_mib} MiB), {num_pages} pages")
+    print(
+        f"{'layout':8} {'tokens':>6} {'slices':>6} {'floor ms':>9} {'fallback ms':>11}"
+        f" {'seed ms':>9} {'fallback/floor':>14} {'seed/fallback':>13}"
+    )
+    for layout in serving_layouts(num_pages, PAGE_SIZE):
+        tokens = jnp.asarray(
+            np.random.default_rng(1).standard_normal((layout.num_tokens, HEADS, HEAD_DIM)), dtype
+        )
+        medians = {}
+        for name, step in contenders(layout, tokens).items():
+            medians[name], cache = median_seconds(step, cache, repeats)
+        print(
+            f"{layout.name:8} {layout.num_tokens:6d} {int(layout.total_update_slices[0]):6d}"
+            f" {medians['floor'] * 1e3:9.3f} {medians['fallback'] * 1e3:11.3f}"
+            f" {medians['seed'] * 1e3:9.2f} {medians['fallback'] / medians['floor']:14.2f}"
+            f" {medians['seed'] / medians['fallback']:13.0f}"
+        )
+    del cache
+
+
+def bench_interpreted_kernel(repeats: int) -> None:
+    """Per-call cost of the kernel in the TPU interpreter, on a small decode-like shape."""
+    num_pages, heads, head_dim = 64, 2, 128
+    rng = np.random.default_rng(0)
+    layout = build_layout(
+        "decode",
+        decode_requests(16, PAGE_SIZE, rng),
+        num_pages=num_pages,
+        page_size=PAGE_SIZE,
+        rng=rng,
+    )
+    tokens = jnp.ones((layout.num_tokens, heads, head_dim), jnp.float32)
+    indices = jnp.asarray(layout.slice_indices)
+    count = jnp.asarray(layout.total_update_slices)
+    cache = jnp.zeros((num_pages * PAGE_SIZE, heads, head_dim), jnp.float32)
+    with pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS):
+        seconds, _ = median_seconds(
+            lambda c: kv_cache_update(tokens, indices, c, count, page_size=PAGE_SIZE),
+            cache,
+            repeats,
+        )
+    print(
+        f"\ninterpreted kernel (not a speed path): {layout.name}, {layout.num_tokens} tokens,"
+        f" cache {[num_pages * PAGE_SIZE, heads, head_dim]} float32: {seconds * 1e3:.1f} ms/call"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-mib", type=int, default=512, help="cache size (default 512)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per median")
+    parser.add_argument(
+        "--dtypes", nargs="+", default=["float32", "bfloat16"], help="cache dtypes to time"
+    )
+    args = parser.parse_args(argv)
+    print(
+        f"jax {jax.__version__} on {jax.default_backend()} ({platform.processor() or platform.machine()},"
+        f" {jax.local_devices()[0].device_kind}); medians of {args.repeats} calls"
+    )
+    for dtype in args.dtypes:
+        bench_dtype(jnp.dtype(dtype), args.cache_mib, args.repeats)
+    bench_interpreted_kernel(max(args.repeats // 4, 3))
+
+
+if __name__ == "__main__":
+    main()
