@@ -1,11 +1,12 @@
 """The pure-JAX update: scatters of whole rows, in place on the donated cache.
 
 Written rows are numbered ``0 .. W-1`` in column order (W, the sum of real lengths, is known
-only at run time). Row ``w`` belongs to the last column starting at or before it, found by a
-running maximum rather than a search. When sources are packed (every column reads from its
+only at run time). Row ``w`` belongs to the column whose run of rows holds it, found by a
+binary search over the running sum of lengths. When sources are packed (every column reads from its
 first written row onward, as serving runners lay them out) row ``w`` is new token ``w``, and
 the tokens are scattered as they are, in one call. Otherwise blocks of ``tokens`` rows are
-gathered and scattered in a loop, since repeated sources can make W exceed ``tokens``.
+gathered and scattered in a loop, since repeated sources can make W exceed ``tokens``; W is
+at most ``num_slices * page_size``, which bounds the loop.
 
 The scatter works on the cache's own dtype except bfloat16: XLA's CPU scatter widens bfloat16
 to float32 and quiets NaN payloads (even in rows it does not write), so a bfloat16 cache is
@@ -25,21 +26,17 @@ from jaxtyping import Array, Int, Shaped
 from kvcache._arguments import check_arguments, slice_count
 
 
-def _block_targets(first_row, block, starts, ends, slice_indices, cache_rows, tokens):
+def _block_targets(first_row, block, ends, offsets, cache_rows, tokens):
     """``(src, dst)`` for written rows ``first_row .. first_row + block - 1``.
 
-    Rows to skip (past W, or reading or writing out of bounds) get distinct destinations past
-    the cache's end, which a scatter with ``mode="drop"`` discards.
+    ``offsets[c]`` is column ``c``'s (dst, src) start minus its first written row, so a row's
+    target is its column's offset plus the row number: one search and one gather. Rows to
+    skip (past W, or reading or writing out of bounds) get distinct destinations past the
+    cache's end, which a scatter with ``mode="drop"`` discards.
     """
     row = first_row + jnp.arange(block, dtype=jnp.int32)
-    columns = jnp.arange(starts.shape[0], dtype=jnp.int32)
-    marks = (
-        jnp.zeros(block, jnp.int32).at[jnp.maximum(starts - first_row, 0)].max(columns, mode="drop")
-    )
-    column = lax.cummax(marks)
-    offset = row - starts[column]
-    src = slice_indices[1, column] + offset
-    dst = slice_indices[0, column] + offset
+    column = jnp.minimum(jnp.searchsorted(ends, row, side="right"), ends.shape[0] - 1)
+    dst, src = (offsets[column] + row[:, None]).T
     keep = (row < ends[-1]) & (src >= 0) & (src < tokens) & (dst >= 0) & (dst < cache_rows)
     return src, _drop_unless(keep, dst, cache_rows)
 
@@ -64,9 +61,11 @@ def kv_cache_update_jax(
 ) -> Shaped[Array, "cache_rows heads head_dim"]:
     """Write new tokens into the paged cache on any backend; returns the cache.
 
-    ``kv_cache_pages`` is donated and updated in place. Correct on every general-tier input;
-    rows a malformed column would write outside the cache or read outside the new tokens are
-    dropped rather than wrapped or clamped.
+    ``kv_cache_pages`` is donated and updated in place. Correct on every general-tier input.
+    Input outside the contract never touches rows outside its slices: rows a malformed column
+    would write outside the cache or read outside the new tokens are dropped rather than
+    wrapped or clamped, and a length over ``page_size`` copies ``page_size`` rows. Use
+    ``kvcache.update(..., validate=True)`` to have such input refused instead.
     """
     check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size)
     dtype = kv_cache_pages.dtype
@@ -74,16 +73,16 @@ def kv_cache_update_jax(
     new_kv_tokens = lax.bitcast_convert_type(new_kv_tokens, scatter_dtype)
     slice_indices = slice_indices.astype(jnp.int32)
     real = jnp.arange(slice_indices.shape[1]) < slice_count(total_update_slices)
-    lengths = jnp.where(real, jnp.maximum(slice_indices[2], 0), 0)
+    # A length outside [0, page_size] breaks the contract; clipping it bounds the loop below.
+    lengths = jnp.where(real, jnp.clip(slice_indices[2], 0, page_size), 0)
     ends = jnp.cumsum(lengths)
     starts = ends - lengths
     block = max(new_kv_tokens.shape[0], 1)
     targets = functools.partial(
         _block_targets,
         block=block,
-        starts=starts,
         ends=ends,
-        slice_indices=slice_indices,
+        offsets=(slice_indices[:2] - starts).T,
         cache_rows=kv_cache_pages.shape[0],
         tokens=new_kv_tokens.shape[0],
     )

@@ -35,11 +35,7 @@ class Columns:
 
 
 def _rewriting(rewrite: Callable[[Columns], Columns], update: Callable = kv_cache_update_jax):
-    """An implementation that runs the correct ``update`` on the columns ``rewrite`` returns.
-
-    Lengths are then clipped to ``[0, page_size]``: that changes no valid column, and keeps
-    the garbage padding a mutant lets through from making the correct update loop for long.
-    """
+    """An implementation that runs the correct ``update`` on the columns ``rewrite`` returns."""
 
     def implementation(
         new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
@@ -58,7 +54,7 @@ def _rewriting(rewrite: Callable[[Columns], Columns], update: Callable = kv_cach
         )
         return update(
             new_kv_tokens,
-            jnp.stack([columns.dst, columns.src, jnp.clip(columns.length, 0, page_size)]),
+            jnp.stack([columns.dst, columns.src, columns.length]),
             kv_cache_pages,
             jnp.reshape(columns.n, (1,)),
             page_size=page_size,
