@@ -1,7 +1,8 @@
 """Static shapes the strategies draw from.
 
 Everything here forces a recompile when it changes, so Hypothesis picks one of a few
-buckets and draws runtime values (indices, count, data) freely inside it. The first bucket
+buckets and draws runtime values (indices, count, data) freely inside it. Even the count's
+shape is static: buckets alternate between ``[1]`` and ``[]``, so each compiles once. The first bucket
 is small and readable: it is where counterexamples shrink to.
 """
 
@@ -24,6 +25,7 @@ class Bucket:
     dtype: str
     num_tokens: int
     num_slices: int
+    count_shape: tuple[int, ...]  # of total_update_slices: [1] or [], both accepted
 
     @property
     def cache_rows(self) -> int:
@@ -34,77 +36,18 @@ class Bucket:
         return np.dtype(jnp.dtype(self.dtype))
 
 
-BUCKETS: tuple[Bucket, ...] = (
-    Bucket(
-        page_size=4, num_pages=4, heads=1, head_dim=2, dtype="float32", num_tokens=8, num_slices=4
-    ),
-    Bucket(
-        page_size=1, num_pages=16, heads=2, head_dim=4, dtype="int8", num_tokens=12, num_slices=8
-    ),
-    Bucket(
-        page_size=33,
-        num_pages=5,
-        heads=2,
-        head_dim=8,
-        dtype="bfloat16",
-        num_tokens=70,
-        num_slices=12,
-    ),
-    Bucket(
-        page_size=16,
-        num_pages=8,
-        heads=4,
-        head_dim=128,
-        dtype="float16",
-        num_tokens=40,
-        num_slices=8,
-    ),
-    Bucket(
-        page_size=256,
-        num_pages=2,
-        heads=1,
-        head_dim=4,
-        dtype="float32",
-        num_tokens=300,
-        num_slices=5,
-    ),
-    Bucket(
-        page_size=32,
-        num_pages=256,
-        heads=1,
-        head_dim=2,
-        dtype="bfloat16",
-        num_tokens=100,
-        num_slices=16,
-    ),
-    Bucket(
-        page_size=7,
-        num_pages=12,
-        heads=2,
-        head_dim=16,
-        dtype="float32",
-        num_tokens=30,
-        num_slices=11,
-    ),
-    Bucket(
-        page_size=64, num_pages=1, heads=2, head_dim=8, dtype="int8", num_tokens=64, num_slices=3
-    ),
-    Bucket(
-        page_size=128,
-        num_pages=64,
-        heads=1,
-        head_dim=1,
-        dtype="float16",
-        num_tokens=200,
-        num_slices=9,
-    ),
-    Bucket(
-        page_size=8,
-        num_pages=6,
-        heads=8,
-        head_dim=128,
-        dtype="bfloat16",
-        num_tokens=24,
-        num_slices=10,
-    ),
-)
+# fmt: off
+BUCKETS: tuple[Bucket, ...] = tuple(Bucket(*row) for row in (
+    # page  pages heads head_dim  dtype       tokens slices count
+    (4,     4,    1,    2,        "float32",  8,     4,     (1,)),
+    (1,     16,   2,    4,        "int8",     12,    8,     ()),
+    (33,    5,    2,    8,        "bfloat16", 70,    12,    (1,)),
+    (16,    8,    4,    128,      "float16",  40,    8,     ()),
+    (256,   2,    1,    4,        "float32",  300,   5,     (1,)),
+    (32,    256,  1,    2,        "bfloat16", 100,   16,    ()),
+    (7,     12,   2,    16,       "float32",  30,    11,    (1,)),
+    (64,    1,    2,    8,        "int8",     64,    3,     ()),
+    (128,   64,   1,    1,        "float16",  200,   9,     (1,)),
+    (8,     6,    8,    128,      "bfloat16", 24,    10,    ()),
+))
+# fmt: on

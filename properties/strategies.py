@@ -142,7 +142,6 @@ def updates(draw, tier: Tier = Tier.GENERAL, buckets: tuple[Bucket, ...] = BUCKE
     columns = draw(columns_for(bucket, tier))
     padding = [draw(padding_column(bucket)) for _ in range(bucket.num_slices - len(columns))]
     slice_indices = np.array(columns + padding, dtype=np.int64).reshape(-1, 3).T.astype(np.int32)
-    count_shape = draw(st.sampled_from([(1,), ()]))
     dtype = bucket.numpy_dtype
     return Update(
         new_kv_tokens=draw(contents((bucket.num_tokens, bucket.heads, bucket.head_dim), dtype, 1)),
@@ -150,6 +149,6 @@ def updates(draw, tier: Tier = Tier.GENERAL, buckets: tuple[Bucket, ...] = BUCKE
         kv_cache_pages=draw(
             contents((bucket.cache_rows, bucket.heads, bucket.head_dim), dtype, -1)
         ),
-        total_update_slices=np.full(count_shape, len(columns), dtype=np.int32),
+        total_update_slices=np.full(bucket.count_shape, len(columns), dtype=np.int32),
         page_size=bucket.page_size,
     )
