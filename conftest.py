@@ -15,6 +15,7 @@ import os
 
 import jax
 import pytest
+from hypothesis import settings
 
 from properties import profiles
 from properties.implementations import ImplementationError, builtin, load
@@ -48,7 +49,8 @@ def pytest_report_header(config):
     names = ", ".join(i.name for i in config.kvcache_implementations)
     return [
         f"kvcache implementations under test: {names}",
-        f"jax {jax.__version__} on {jax.default_backend()}",
+        f"jax {jax.__version__} on {jax.default_backend()}; "
+        f"hypothesis profile {settings.get_current_profile_name()!r}",
     ]
 
 
