@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in bad:
         print(f"\n=== {name}: {r['property']} ({r['tier']}) {r['status']} ===")
         print(r["counterexample"])
-    print(
-        f"\n{len(bad)} of {sum(len(r) for r in rows)} checks did not pass (profile {args.profile})"
-    )
+    total = sum(len(r) for r in rows)
+    verdict = f"{len(bad)} of {total} checks did not pass" if bad else f"all {total} checks passed"
+    print(f"\n{verdict} (profile {args.profile})")
     if args.json:
         args.json.write_text(json.dumps({"implementations": results}, indent=2) + "\n")
     return 1 if bad else 0
