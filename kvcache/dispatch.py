@@ -6,7 +6,7 @@ import jax
 
 from kvcache import validation
 from kvcache.fallback import kv_cache_update_jax
-from kvcache.kernel import kv_cache_update
+from kvcache.kernel import TPU_LANES, kv_cache_update
 
 
 def _platform(array) -> str:
@@ -25,14 +25,17 @@ def update(
 ):
     """Write new tokens into the paged cache: the Pallas kernel on a TPU, pure JAX elsewhere.
 
-    ``kv_cache_pages`` is donated. With ``validate=True`` the arguments are checked first and
+    On a TPU, a head_dim that is not a multiple of the lane width (128) also takes the pure-JAX
+    path, which has no layout rule. ``kv_cache_pages`` is donated. With ``validate=True`` the arguments are checked first and
     a refused call raises before touching (or donating) the cache.
     """
     if validate:
         validation.validate(
             new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
         )
-    implementation = kv_cache_update if _platform(kv_cache_pages) == "tpu" else kv_cache_update_jax
+    lane_aligned = kv_cache_pages.shape[-1] % TPU_LANES == 0
+    use_kernel = _platform(kv_cache_pages) == "tpu" and lane_aligned
+    implementation = kv_cache_update if use_kernel else kv_cache_update_jax
     return implementation(
         new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
     )

@@ -1,0 +1,33 @@
+"""``kvcache.update`` picks the kernel on a TPU (lane-aligned head_dim) and pure JAX elsewhere."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import pytest
+
+from kvcache import dispatch
+
+
+@pytest.mark.parametrize(
+    ("platform", "head_dim", "expected"),
+    [
+        ("tpu", 128, "kernel"),
+        ("tpu", 64, "fallback"),
+        ("cpu", 128, "fallback"),
+        ("gpu", 256, "fallback"),
+    ],
+)
+def test_update_chooses_by_platform_and_layout(monkeypatch, platform, head_dim, expected):
+    chosen = []
+    monkeypatch.setattr(dispatch, "_platform", lambda _: platform)
+    monkeypatch.setattr(dispatch, "kv_cache_update", lambda *a, **k: chosen.append("kernel"))
+    monkeypatch.setattr(dispatch, "kv_cache_update_jax", lambda *a, **k: chosen.append("fallback"))
+    cache = jnp.zeros((8, 1, head_dim))
+    dispatch.update(
+        jnp.zeros((2, 1, head_dim)),
+        jnp.zeros((3, 1), jnp.int32),
+        cache,
+        jnp.array([0]),
+        page_size=4,
+    )
+    assert chosen == [expected]
