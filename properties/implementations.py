@@ -100,19 +100,26 @@ def interpreting() -> contextlib.AbstractContextManager:
 def call(implementation: Implementation, update: Update) -> np.ndarray:
     """Run ``implementation`` on fresh device copies of ``update``; return the cache on the host.
 
-    Raises ``RaceDetected`` for a race seen by the interpreter.
+    Raises ``RaceDetected`` for a race seen by the interpreter: JAX 0.10 flags it in the
+    interpreter's state, newer JAX raises from inside the kernel.
     """
+    race = RaceDetected(f"{implementation}: the TPU interpreter detected a race")
     with interpreting():
         pltpu.reset_tpu_interpret_mode_state()  # clean after an earlier kernel's exception
-        result = implementation.function(
-            jnp.asarray(update.new_kv_tokens),
-            jnp.asarray(update.slice_indices),
-            jnp.asarray(update.kv_cache_pages),
-            jnp.asarray(update.total_update_slices),
-            page_size=update.page_size,
-        )
-        result = np.asarray(jax.block_until_ready(result))
+        try:
+            result = implementation.function(
+                jnp.asarray(update.new_kv_tokens),
+                jnp.asarray(update.slice_indices),
+                jnp.asarray(update.kv_cache_pages),
+                jnp.asarray(update.total_update_slices),
+                page_size=update.page_size,
+            )
+            result = np.asarray(jax.block_until_ready(result))
+        except Exception as error:
+            if "RACE DETECTED" in str(error):
+                raise race from error
+            raise
         races = tpu_interpreter.races
         if races is not None and races.races_found:
-            raise RaceDetected(f"{implementation}: the TPU interpreter detected a race")
+            raise race
     return result
