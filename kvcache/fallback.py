@@ -8,10 +8,11 @@ the tokens are scattered as they are, in one call. Otherwise blocks of ``tokens`
 gathered and scattered in a loop, since repeated sources can make W exceed ``tokens``; W is
 at most ``num_slices * page_size``, which bounds the loop.
 
-The scatter works on the cache's own dtype except bfloat16: XLA's CPU scatter widens bfloat16
-to float32 and quiets NaN payloads (even in rows it does not write), so a bfloat16 cache is
-scattered as uint16 bit patterns. Reinterpreting the cache costs a pass over it on CPU, which
-is why the other dtypes skip it.
+The scatter works on the cache's own dtype. The exception is bfloat16 where XLA widens its
+scatter to float32 (XLA:CPU in jaxlib 0.10 does; 0.12 does not), which quiets NaN payloads even
+in rows the scatter does not write: there a bfloat16 cache is scattered as uint16 bit patterns.
+That costs two passes over the cache (XLA copies on a bitcast-convert), so it is done only where
+a probe finds the native scatter inexact.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, Int, Shaped
 
@@ -46,6 +48,27 @@ def _drop_unless(keep, dst, cache_rows):
     return jnp.where(keep, dst, cache_rows + jnp.arange(dst.shape[0], dtype=jnp.int32))
 
 
+@functools.cache
+def _scatters_bfloat16_exactly(backend: str) -> bool:
+    """Whether a bfloat16 scatter on ``backend`` keeps every bit, NaN payloads included.
+
+    Run once per backend, at trace time: row 0 (a signalling NaN, a NaN with a payload) is
+    scattered over row 1, and both must come back with row 0's bits.
+    """
+    bits = np.array([[0x7F81, 0xFFBF], [0x0001, 0x8000]], np.uint16)
+    with jax.ensure_compile_time_eval():
+        cache = jax.device_put(bits, jax.devices(backend)[0]).view(jnp.bfloat16)
+        written = _scatter(cache, jnp.array([1]), cache[:1]).view(jnp.uint16)
+    return bool((np.asarray(written) == bits[[0, 0]]).all())
+
+
+def _scatter_dtype(dtype) -> jnp.dtype:
+    """The dtype to scatter a ``dtype`` cache as: uint16 for bfloat16 where it is not exact."""
+    if dtype == jnp.bfloat16 and not _scatters_bfloat16_exactly(jax.default_backend()):
+        return jnp.dtype(jnp.uint16)
+    return dtype
+
+
 def _scatter(cache, dst, rows):
     return cache.at[dst].set(rows, mode="drop", unique_indices=True)
 
@@ -69,7 +92,7 @@ def kv_cache_update_jax(
     """
     check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size)
     dtype = kv_cache_pages.dtype
-    scatter_dtype = jnp.uint16 if dtype == jnp.bfloat16 else dtype
+    scatter_dtype = _scatter_dtype(dtype)
     new_kv_tokens = lax.bitcast_convert_type(new_kv_tokens, scatter_dtype)
     slice_indices = slice_indices.astype(jnp.int32)
     real = jnp.arange(slice_indices.shape[1]) < slice_count(total_update_slices)

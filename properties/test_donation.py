@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from kvcache import kv_cache_update_jax, slot_mapping
+from kvcache.fallback import _scatters_bfloat16_exactly
 
 PAGE_SIZE, PAGES, HEADS, HEAD_DIM = 4, 8, 2, 8
 SHAPE = (PAGE_SIZE * PAGES, HEADS, HEAD_DIM)
@@ -31,19 +32,31 @@ def test_cache_buffer_is_donated_and_reused(dtype):
     assert result.unsafe_buffer_pointer() == pointer
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
-def test_compiled_update_never_copies_the_cache(dtype):
-    """No copy of a cache-shaped array anywhere in the program, the general-tier loop included.
+# What a program that updates the cache in place may do with a cache-shaped value.
+IN_PLACE_OPS = {"parameter", "get-tuple-element", "tuple", "while", "bitcast", "scatter"}
 
-    bfloat16 is left out: on CPU it is reinterpreted as uint16 and back, a pass over the cache.
-    """
+
+def _cache_shaped_ops(text: str) -> list[tuple[str, str]]:
+    """``(opcode, name)`` of each instruction in compiled HLO text whose result has the cache's
+    shape, whatever its element type."""
+    shape = rf"\[{','.join(map(str, SHAPE))}\]"
+    found = re.finditer(rf"%([\w.-]+) = \w+{shape}\S* ([\w-]+)\(", text)
+    return [(match[2], match[1]) for match in found]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8", "bfloat16"])
+def test_compiled_update_never_copies_the_cache(dtype):
+    """Every cache-shaped value is the cache itself or a scatter into it, the loop included."""
+    if dtype == "bfloat16" and not _scatters_bfloat16_exactly(jax.default_backend()):
+        pytest.skip("this XLA widens bfloat16 scatters, so the cache is scattered as uint16")
     new, indices, count = _arguments(dtype)
     cache = jax.ShapeDtypeStruct(SHAPE, dtype)
-    hlo = kv_cache_update_jax.lower(new, indices, cache, count, page_size=PAGE_SIZE)
-    text = hlo.compile().as_text()
-    cache_shape = rf"\[{','.join(map(str, SHAPE))}\]"
-    copies = [line for line in text.splitlines() if re.search(cache_shape + r"\S* copy\(", line)]
-    assert copies == []
+    lowered = kv_cache_update_jax.lower(new, indices, cache, count, page_size=PAGE_SIZE)
+    text = lowered.compile().as_text()
+    ops = _cache_shaped_ops(text)
+    assert {op for op, _ in ops} >= {"parameter", "scatter"}
+    passes = [(op, name) for op, name in ops if op not in IN_PLACE_OPS and "scatter" not in name]
+    assert passes == []
     assert "input_output_alias={ {}: (2, {}, may-alias) }" in text
 
 
