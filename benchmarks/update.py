@@ -4,6 +4,13 @@ The floor is one donated ``cache.at[rows].set(tokens)`` with every token's desti
 computed ahead of time: the least any update can do. Every timed call feeds the returned
 cache back in, so donating implementations never copy or re-allocate the cache.
 
+On CPU, how a call is dispatched matters as much as the work on small layouts. Under JAX's
+default (async dispatch), XLA:CPU runs a program it estimates at under 1000 flops on the calling
+thread and hands any other to its thread pool, a round trip of tens of microseconds. The decode
+floor is under that line and no update that computes its rows is, so the table prints XLA's
+estimate for both; ``--dispatch inline`` runs every program on the calling thread, comparing the
+work alone.
+
 Run: ``python -m benchmarks.update`` (``--help`` for options).
 """
 
@@ -15,6 +22,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -52,17 +60,36 @@ def median_seconds(
     return statistics.median(times), cache
 
 
-def contenders(layout: Layout, tokens) -> dict[str, Callable]:
-    """``name -> step(cache) -> cache`` for one layout, with the other arguments on device."""
+@dataclass(frozen=True)
+class Contender:
+    """A jitted update whose third positional argument is the cache, as in the module's
+    signature, with its other arguments."""
+
+    function: Callable
+    arguments: tuple
+    keywords: dict
+
+    def _with(self, cache) -> tuple:
+        return (*self.arguments[:2], cache, *self.arguments[2:])
+
+    def __call__(self, cache):
+        return self.function(*self._with(cache), **self.keywords)
+
+    def xla_flops(self, cache) -> int:
+        """XLA's flop estimate for the compiled program (what decides CPU dispatch)."""
+        compiled = self.function.lower(*self._with(cache), **self.keywords).compile()
+        return int(compiled.cost_analysis()["flops"])
+
+
+def contenders(layout: Layout, tokens) -> dict[str, Contender]:
+    """The floor, the fallback and the seed for one layout, their arguments on device."""
     indices = jnp.asarray(layout.slice_indices)
     count = jnp.asarray(layout.total_update_slices)
-    rows = jnp.asarray(layout.rows)
+    update_arguments = (tokens, indices, count), {"page_size": PAGE_SIZE}
     return {
-        "floor": lambda cache: floor(tokens, rows, cache),
-        "fallback": lambda cache: kv_cache_update_jax(
-            tokens, indices, cache, count, page_size=PAGE_SIZE
-        ),
-        "seed": lambda cache: seed_fallback(tokens, indices, cache, count, page_size=PAGE_SIZE),
+        "floor": Contender(floor, (tokens, jnp.asarray(layout.rows)), {}),
+        "fallback": Contender(kv_cache_update_jax, *update_arguments),
+        "seed": Contender(seed_fallback, *update_arguments),
     }
 
 
@@ -75,20 +102,23 @@ def bench_dtype(dtype, cache_mib: int, repeats: int) -> None:
     print(f"\n{dtype.name} cache {list(shape)} ({cache_mib} MiB), {num_pages} pages")
     print(
         f"{'layout':8} {'tokens':>6} {'slices':>6} {'floor ms':>9} {'fallback ms':>11}"
-        f" {'seed ms':>9} {'fallback/floor':>14} {'seed/fallback':>13}"
+        f" {'seed ms':>9} {'fallback/floor':>14} {'seed/fallback':>13} {'XLA flops floor':>15}"
+        f" {'fallback':>8}"
     )
     for layout in serving_layouts(num_pages, PAGE_SIZE):
         tokens = jnp.asarray(
             np.random.default_rng(1).standard_normal((layout.num_tokens, HEADS, HEAD_DIM)), dtype
         )
-        medians = {}
-        for name, step in contenders(layout, tokens).items():
-            medians[name], cache = median_seconds(step, cache, repeats)
+        medians, flops = {}, {}
+        for name, contender in contenders(layout, tokens).items():
+            medians[name], cache = median_seconds(contender, cache, repeats)
+            flops[name] = contender.xla_flops(jax.ShapeDtypeStruct(shape, dtype))
         print(
             f"{layout.name:8} {layout.num_tokens:6d} {int(layout.total_update_slices[0]):6d}"
             f" {medians['floor'] * 1e3:9.3f} {medians['fallback'] * 1e3:11.3f}"
             f" {medians['seed'] * 1e3:9.2f} {medians['fallback'] / medians['floor']:14.2f}"
-            f" {medians['seed'] / medians['fallback']:13.0f}"
+            f" {medians['seed'] / medians['fallback']:13.0f} {flops['floor']:15d}"
+            f" {flops['fallback']:8d}"
         )
     del cache
 
@@ -127,10 +157,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dtypes", nargs="+", default=["float32", "bfloat16"], help="cache dtypes to time"
     )
+    parser.add_argument(
+        "--dispatch",
+        choices=["async", "inline"],
+        default="async",
+        help="async: JAX's default; inline: every CPU program runs on the calling thread",
+    )
     args = parser.parse_args(argv)
+    # Read when the CPU client starts, so it must be set before the first array exists.
+    jax.config.update("jax_cpu_enable_async_dispatch", args.dispatch == "async")
     print(
         f"jax {jax.__version__} on {jax.default_backend()} ({platform.processor() or platform.machine()},"
-        f" {jax.local_devices()[0].device_kind}); medians of {args.repeats} calls"
+        f" {jax.local_devices()[0].device_kind}); {args.dispatch} dispatch;"
+        f" medians of {args.repeats} calls"
     )
     for dtype in args.dtypes:
         bench_dtype(jnp.dtype(dtype), args.cache_mib, args.repeats)
