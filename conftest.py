@@ -4,6 +4,8 @@
   ``properties/profiles.py``); the default is ``ci`` when ``CI`` is set, else ``dev``.
 * Tests marked ``tpu`` run the kernel natively; they are deselected unless ``-m`` names
   ``tpu``, and skipped where JAX sees no TPU.
+* Compiled programs are cached on disk in ``.jax_cache/`` (see
+  ``properties/compilation_cache.py``), so xdist workers and later runs skip compiling them.
 * Every test taking an ``implementation`` argument runs once per implementation: the
   project's own, plus each ``--kvcache-impl MODULE:ATTR`` and each entry of ``KVCACHE_IMPL``
   (comma-separated).
@@ -17,10 +19,11 @@ import jax
 import pytest
 from hypothesis import settings
 
-from properties import profiles
+from properties import compilation_cache, profiles
 from properties.implementations import ImplementationError, builtin, load
 
 profiles.load_default()
+compilation_cache.enable()
 
 
 def pytest_addoption(parser):
@@ -50,7 +53,8 @@ def pytest_report_header(config):
     return [
         f"kvcache implementations under test: {names}",
         f"jax {jax.__version__} on {jax.default_backend()}; "
-        f"hypothesis profile {settings.get_current_profile_name()!r}",
+        f"hypothesis profile {settings.get_current_profile_name()!r}; "
+        f"compilation cache {jax.config.jax_compilation_cache_dir}",
     ]
 
 

@@ -2,7 +2,9 @@
 
 Runs every (property, tier) case of ``properties/test_properties.py`` in turn, as one pytest
 worker does, counting the examples Hypothesis generates. The first case pays for compiling
-each shape bucket (cold); the rest find the compiled programs cached (warm).
+each shape bucket; the rest find the compiled programs in memory (warm). The first case then
+runs again with JAX's in-memory caches cleared, loading the programs from the persistent
+compilation cache (a fresh directory for the run), as a new worker or a later run would.
 ``--profile-top N`` adds a cProfile summary per implementation, to see where the time goes.
 
 Run: ``python -m benchmarks.harness`` (``--help`` for options).
@@ -14,21 +16,22 @@ import argparse
 import contextlib
 import cProfile
 import pstats
+import tempfile
 import time
 
 import jax
 from hypothesis import settings
 
-from properties import profiles  # noqa: F401  (registers the profiles)
+from properties import compilation_cache, profiles  # noqa: F401  (profiles registers them)
 from properties.harness import property_test
 from properties.implementations import Implementation, builtin
 from properties.test_properties import CASES
 
 
-def run_cases(implementation: Implementation, profile: str) -> list[tuple[int, float]]:
+def run_cases(implementation: Implementation, profile: str, cases=CASES) -> list[tuple[int, float]]:
     """``(examples, seconds)`` for each case, in order."""
     results = []
-    for prop, tier in CASES:
+    for prop, tier in cases:
         seen = []
         test = property_test(
             prop, tier, implementation, observe=seen.append, settings_=settings.get_profile(profile)
@@ -53,14 +56,20 @@ def main(argv: list[str] | None = None) -> None:
         f"jax {jax.__version__} on {jax.default_backend()}; profile {args.profile};"
         f" {len(CASES)} (property, tier) cases per implementation"
     )
-    print(f"{'implementation':28} {'cold: first case':>28} {'warm: the other cases':>28}")
-    for implementation in builtin():
-        profiler = cProfile.Profile() if args.profile_top else None
-        with profiler or contextlib.nullcontext():
-            results = run_cases(implementation, args.profile)
-        print(f"{implementation.name:28} {rate(results[:1]):>28} {rate(results[1:]):>28}")
-        if profiler:
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_top)
+    header = ("first case: compiling", "first case: from disk", "the other cases: warm")
+    print(f"{'implementation':28}" + "".join(f" {title:>28}" for title in header))
+    with tempfile.TemporaryDirectory() as directory:
+        compilation_cache.enable(directory, replace=True)
+        for implementation in builtin():
+            profiler = cProfile.Profile() if args.profile_top else None
+            with profiler or contextlib.nullcontext():
+                results = run_cases(implementation, args.profile)
+            jax.clear_caches()
+            from_disk = run_cases(implementation, args.profile, cases=CASES[:1])
+            rates = (rate(results[:1]), rate(from_disk), rate(results[1:]))
+            print(f"{implementation.name:28}" + "".join(f" {r:>28}" for r in rates))
+            if profiler:
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_top)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 from hypothesis import settings
 
 from oracle.contract import Tier
-from properties import profiles
+from properties import compilation_cache, profiles
 from properties.checks import PROPERTIES
 from properties.implementations import ImplementationError, builtin, load
 from properties.report import render
@@ -67,6 +67,7 @@ def check_implementation(spec: str, profile: str, max_examples: int | None, tier
     counterexample (or the error) for each one that did not pass."""
     # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
     logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
+    compilation_cache.enable()  # in each worker process: JAX's settings are per process
     implementation = load(spec)
     base = settings.get_profile(profile)
     chosen = settings(base, max_examples=max_examples or base.max_examples, database=None)
