@@ -30,10 +30,11 @@ class Layout:
 
 def layout(name, requests, *, num_pages, page_size, rng) -> Layout:
     """``requests`` is a list of ``(computed, scheduled)``; each gets just the pages it needs."""
+    sizes = [-(-(done + new) // page_size) for done, new in requests]
+    if sum(sizes) > num_pages:
+        raise ValueError(f"layout {name!r} needs {sum(sizes)} pages; the cache has {num_pages}")
     pool = iter(rng.permutation(num_pages))
-    tables = [
-        [int(next(pool)) for _ in range(-(-(done + new) // page_size))] for done, new in requests
-    ]
+    tables = [[int(next(pool)) for _ in range(size)] for size in sizes]
     computed = [done for done, _ in requests]
     scheduled = [new for _, new in requests]
     slice_indices, count = slot_mapping(tables, computed, scheduled, page_size=page_size)

@@ -37,6 +37,10 @@ from properties.lineage import seed_fallback
 
 PAGE_SIZE, HEADS, HEAD_DIM = 32, 16, 128
 
+# The goals: the fallback within this factor of the floor on every layout, and this many times
+# faster than the seed on decode.
+FLOOR_FACTOR, SEED_SPEEDUP = 1.5, 100
+
 
 @functools.partial(jax.jit, donate_argnames=("cache",))
 def floor(tokens, rows, cache):
@@ -99,6 +103,7 @@ def bench_dtype(dtype, cache_mib: int, repeats: int) -> None:
     num_pages = cache_mib * 2**20 // (PAGE_SIZE * row_bytes)
     shape = (num_pages * PAGE_SIZE, HEADS, HEAD_DIM)
     cache = jnp.zeros(shape, dtype)
+    to_floor, seed_speedup = {}, {}
     print(f"\n{dtype.name} cache {list(shape)} ({cache_mib} MiB), {num_pages} pages")
     print(
         f"{'layout':8} {'tokens':>6} {'slices':>6} {'floor ms':>9} {'fallback ms':>11}"
@@ -112,15 +117,28 @@ def bench_dtype(dtype, cache_mib: int, repeats: int) -> None:
         medians, flops = {}, {}
         for name, contender in contenders(layout, tokens).items():
             medians[name], cache = median_seconds(contender, cache, repeats)
-            flops[name] = contender.xla_flops(jax.ShapeDtypeStruct(shape, dtype))
+            if name != "seed":
+                flops[name] = contender.xla_flops(jax.ShapeDtypeStruct(shape, dtype))
+        to_floor[layout.name] = medians["fallback"] / medians["floor"]
+        seed_speedup[layout.name] = medians["seed"] / medians["fallback"]
         print(
             f"{layout.name:8} {layout.num_tokens:6d} {int(layout.total_update_slices[0]):6d}"
             f" {medians['floor'] * 1e3:9.3f} {medians['fallback'] * 1e3:11.3f}"
-            f" {medians['seed'] * 1e3:9.2f} {medians['fallback'] / medians['floor']:14.2f}"
-            f" {medians['seed'] / medians['fallback']:13.0f} {flops['floor']:15d}"
-            f" {flops['fallback']:8d}"
+            f" {medians['seed'] * 1e3:9.2f} {to_floor[layout.name]:14.2f}"
+            f" {seed_speedup[layout.name]:13.0f} {flops['floor']:15d} {flops['fallback']:8d}"
         )
     del cache
+    worst = max(to_floor, key=to_floor.get)
+    print(
+        f"goals: fallback/floor <= {FLOOR_FACTOR} on every layout"
+        f" {_verdict(to_floor[worst] <= FLOOR_FACTOR)} (worst {to_floor[worst]:.2f}, {worst});"
+        f" seed/fallback >= {SEED_SPEEDUP} on decode"
+        f" {_verdict(seed_speedup['decode'] >= SEED_SPEEDUP)} ({seed_speedup['decode']:.0f})"
+    )
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
 
 
 def bench_interpreted_kernel(repeats: int) -> None:
@@ -172,7 +190,10 @@ def main(argv: list[str] | None = None) -> None:
         f" medians of {args.repeats} calls"
     )
     for dtype in args.dtypes:
-        bench_dtype(jnp.dtype(dtype), args.cache_mib, args.repeats)
+        try:
+            bench_dtype(jnp.dtype(dtype), args.cache_mib, args.repeats)
+        except ValueError as error:
+            parser.error(f"--cache-mib {args.cache_mib}: {error}")
     bench_interpreted_kernel(max(args.repeats // 4, 3))
 
 
