@@ -32,8 +32,8 @@ from jax.experimental.pallas import tpu as pltpu
 from benchmarks.layouts import Layout, decode_requests, serving_layouts
 from benchmarks.layouts import layout as build_layout
 from kvcache import kv_cache_update, kv_cache_update_jax
-from properties.implementations import INTERPRET_PARAMS
-from properties.lineage import seed_fallback
+from properties._src.implementations import INTERPRET_PARAMS
+from properties.known_bad.lineage import seed_fallback
 
 PAGE_SIZE, HEADS, HEAD_DIM = 32, 16, 128
 

@@ -5,7 +5,9 @@ For each of the first ``n = total_update_slices`` columns ``(dst, src, len)`` of
 The contract is spelled out in ``oracle``.
 """
 
-from kvcache._arguments import cdiv
+__version__ = "0.2.0"
+
+from kvcache._arguments import cdiv  # noqa: E402  (the version is read without importing JAX)
 from kvcache.dispatch import update
 from kvcache.fallback import kv_cache_update_jax
 from kvcache.kernel import kv_cache_update
@@ -15,6 +17,7 @@ from oracle.contract import ContractViolation
 
 __all__ = [
     "ContractViolation",
+    "__version__",
     "cdiv",
     "kv_cache_update",
     "kv_cache_update_jax",

@@ -85,13 +85,13 @@ class Update:
         )
 
     @property
-    def num_slices(self) -> int:
+    def num_real_slices(self) -> int:
         """``n``: how many leading columns of ``slice_indices`` are real."""
         return int(self.total_update_slices.reshape(-1)[0])
 
     def columns(self) -> Iterator[tuple[int, int, int, int]]:
         """``(column, destination, source, length)`` for each real column, in order."""
-        for column in range(min(self.num_slices, self.slice_indices.shape[1])):
+        for column in range(min(self.num_real_slices, self.slice_indices.shape[1])):
             dst, src, length = (int(v) for v in self.slice_indices[:, column])
             yield column, dst, src, length
 
@@ -196,7 +196,7 @@ def _count_dtype(u: Update):
 def _count_range(u: Update):
     if u.total_update_slices.size != 1 or u.slice_indices.ndim != 2:
         return
-    n, columns = u.num_slices, u.slice_indices.shape[1]
+    n, columns = u.num_real_slices, u.slice_indices.shape[1]
     if not 0 <= n <= columns:
         yield "total_update_slices", f"{n} is outside [0, {columns}]"
 

@@ -16,16 +16,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from hypothesis import settings
-
-from oracle.contract import Tier
-from properties import compilation_cache, profiles
-from properties.checks import PROPERTIES
-from properties.implementations import ImplementationError, builtin, load
-from properties.report import render
-from properties.runner import run
-
-TIERS = {"general": Tier.GENERAL, "serving": Tier.SERVING}
+from properties._src import compilation_cache, profiles
+from properties._src.api import TIERS, check
+from properties._src.implementations import BUILTIN, ImplementationError, load_all
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,11 +31,11 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODULE:ATTR",
-        help="an implementation to check (repeatable); default: the project's own",
+        help=f"an implementation to check (repeatable; {BUILTIN!r}: the project's own, the default)",
     )
     parser.add_argument(
         "--profile",
-        choices=("dev", "ci", "thorough"),
+        choices=tuple(profiles.PROFILES),
         default=profiles.default_profile(),
         help="Hypothesis profile (default: %(default)s)",
     )
@@ -62,35 +55,16 @@ def _positive(text: str) -> int:
     return value
 
 
-def check_implementation(spec: str, profile: str, max_examples: int | None, tiers) -> list[dict]:
-    """Every (property, tier) for one implementation, as JSON-ready rows with a rendered
-    counterexample (or the error) for each one that did not pass."""
+def check_implementation(spec: str, profile: str, max_examples: int | None, tier) -> dict:
+    """One implementation's results as JSON-ready data (run in a worker process)."""
     # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
     logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
     compilation_cache.enable()  # in each worker process: JAX's settings are per process
-    implementation = load(spec)
-    base = settings.get_profile(profile)
-    chosen = settings(base, max_examples=max_examples or base.max_examples, database=None)
-    rows = []
-    for prop in PROPERTIES:
-        for tier in (t for t in prop.tiers if t in tiers):
-            outcome = run(implementation, prop, tier, chosen)
-            text = render(spec, prop.name, outcome.failure) if outcome.failure else outcome.error
-            rows.append(
-                {
-                    "property": prop.name,
-                    "tier": tier.name.lower(),
-                    "status": outcome.status,
-                    "examples": outcome.examples,
-                    "seconds": round(outcome.seconds, 3),
-                    "counterexample": text,
-                }
-            )
-    return rows
+    return check(spec, tier=tier, profile=profile, max_examples=max_examples).as_dict()
 
 
-def _check_all(specs: list[str], profile: str, max_examples, tiers, jobs: int) -> list[list[dict]]:
-    arguments = [(spec, profile, max_examples, tiers) for spec in specs]
+def _check_all(specs: list[str], profile: str, max_examples, tier, jobs: int) -> list[dict]:
+    arguments = [(spec, profile, max_examples, tier) for spec in specs]
     if jobs == 1 or len(specs) == 1:
         return [check_implementation(*a) for a in arguments]
     context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
@@ -129,20 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        specs = [load(spec).name for spec in args.impl] or [i.name for i in builtin()]
+        specs = [i.name for i in load_all(args.impl or [BUILTIN])]
     except ImplementationError as error:
         parser.error(str(error))
     if args.json and not args.json.parent.is_dir():
         parser.error(f"--json {args.json}: no directory {args.json.parent}")
-    tiers = (TIERS[args.tier],) if args.tier else tuple(TIERS.values())
-    rows = _check_all(specs, args.profile, args.max_examples, tiers, args.jobs)
-    results = [{"name": spec, "results": r} for spec, r in zip(specs, rows, strict=True)]
+    results = _check_all(specs, args.profile, args.max_examples, args.tier, args.jobs)
     print(_table(results))
     bad = [(i["name"], r) for i in results for r in i["results"] if r["status"] != "passed"]
     for name, r in bad:
         print(f"\n=== {name}: {r['property']} ({r['tier']}) {r['status']} ===")
         print(r["counterexample"])
-    total = sum(len(r) for r in rows)
+    total = sum(len(i["results"]) for i in results)
     verdict = f"{len(bad)} of {total} checks did not pass" if bad else f"all {total} checks passed"
     print(f"\n{verdict} (profile {args.profile})")
     if args.json:

@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from properties.checks import bits
+from properties._src.cases import bits
+from properties._src.regressions import REGRESSIONS
+from properties._src.report import snippet
+from properties._src.strategies import special_values
 from properties.cli import main
-from properties.regressions import REGRESSIONS
-from properties.report import snippet
-from properties.strategies import special_values
 
 QUICK = ["--profile", "ci", "--max-examples", "3"]
 STATUSES = {"passed", "failed", "error"}
@@ -38,7 +38,7 @@ def test_a_correct_implementation_passes_with_exit_0(tmp_path, capsys):
 
 
 def test_json_has_one_entry_per_implementation_in_order_and_the_documented_fields(tmp_path):
-    specs = ["properties.lineage:seed_fallback", "kvcache:kv_cache_update_jax"]
+    specs = ["properties.known_bad.lineage:seed_fallback", "kvcache:kv_cache_update_jax"]
     status, report = run_cli(tmp_path, "--impl", specs[0], "--impl", specs[1], "--jobs", "2")
     assert status == 1
     assert list(report) == ["implementations"]
@@ -63,7 +63,7 @@ def test_json_has_one_entry_per_implementation_in_order_and_the_documented_field
 
 def test_seed_fallback_is_rejected_with_a_slice_in_the_last_page_at_an_offset(tmp_path, capsys):
     status, report = run_cli(
-        tmp_path, "--impl", "properties.lineage:seed_fallback", "--tier", "serving"
+        tmp_path, "--impl", "properties.known_bad.lineage:seed_fallback", "--tier", "serving"
     )
     assert status == 1
     text = failed(report["implementations"][0], "matches-oracle")["counterexample"]
@@ -79,7 +79,7 @@ def test_seed_fallback_is_rejected_with_a_slice_in_the_last_page_at_an_offset(tm
 
 def test_a_result_of_the_wrong_dtype_is_reported_as_such(tmp_path):
     status, report = run_cli(
-        tmp_path, "--impl", "properties.mutants:result_promoted", "--tier", "general"
+        tmp_path, "--impl", "properties.known_bad.mutants:result_promoted", "--tier", "general"
     )
     assert status == 1
     text = failed(report["implementations"][0], "shape-and-dtype-preserved")["counterexample"]
@@ -92,7 +92,7 @@ def test_a_result_of_the_wrong_dtype_is_reported_as_such(tmp_path):
         ("no.such.module:update", "cannot import"),
         ("kvcache:no_such_function", "has no attribute"),
         ("kvcache", "expected MODULE:ATTR"),
-        ("properties.report:snippet", "must accept (new_kv_tokens"),
+        ("properties._src.report:snippet", "must accept (new_kv_tokens"),
     ],
 )
 def test_an_implementation_that_cannot_be_loaded_is_a_usage_error(spec, message, capsys):

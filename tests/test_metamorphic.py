@@ -15,9 +15,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from oracle.contract import Update
-from properties.checks import differing_rows
-from properties.implementations import call
-from properties.strategies import updates
+from properties._src.cases import differing_rows
+from properties._src.implementations import call
+from properties._src.strategies import updates
 
 Column = tuple[int, int, int]
 
@@ -53,32 +53,34 @@ def assert_same_cache(expected: np.ndarray, actual: np.ndarray, what: str) -> No
 
 @FEWER
 @given(update=updates(), data=st.data())
-def test_disjoint_updates_commute_and_combine(implementation, update, data):
+def test_disjoint_updates_commute_and_combine(kvcache_implementation, update, data):
     columns = real_columns(update)
     in_first = data.draw(st.lists(st.booleans(), min_size=len(columns), max_size=len(columns)))
     first = with_columns(update, [c for c, take in zip(columns, in_first, strict=True) if take])
     second = with_columns(
         update, [c for c, take in zip(columns, in_first, strict=True) if not take]
     )
-    combined = apply(implementation, update)
-    first_then_second = apply(implementation, second, apply(implementation, first))
-    second_then_first = apply(implementation, first, apply(implementation, second))
+    combined = apply(kvcache_implementation, update)
+    first_then_second = apply(kvcache_implementation, second, apply(kvcache_implementation, first))
+    second_then_first = apply(kvcache_implementation, first, apply(kvcache_implementation, second))
     assert_same_cache(combined, first_then_second, "first then second vs combined")
     assert_same_cache(combined, second_then_first, "second then first vs combined")
 
 
 @FEWER
 @given(update=updates(), data=st.data())
-def test_permuting_real_columns_changes_nothing(implementation, update, data):
+def test_permuting_real_columns_changes_nothing(kvcache_implementation, update, data):
     permuted = with_columns(update, data.draw(st.permutations(real_columns(update))))
     assert_same_cache(
-        apply(implementation, update), apply(implementation, permuted), "permuted columns"
+        apply(kvcache_implementation, update),
+        apply(kvcache_implementation, permuted),
+        "permuted columns",
     )
 
 
 @FEWER
 @given(update=updates(), data=st.data())
-def test_splitting_a_slice_changes_nothing(implementation, update, data):
+def test_splitting_a_slice_changes_nothing(kvcache_implementation, update, data):
     columns = real_columns(update)
     splittable = [i for i, (_, _, length) in enumerate(columns) if length >= 2]
     assume(splittable and len(columns) < update.slice_indices.shape[1])
@@ -88,14 +90,14 @@ def test_splitting_a_slice_changes_nothing(implementation, update, data):
     halves = [(dst, src, head), (dst + head, src + head, length - head)]
     split = with_columns(update, columns[:column] + halves + columns[column + 1 :])
     assert_same_cache(
-        apply(implementation, update),
-        apply(implementation, split),
+        apply(kvcache_implementation, update),
+        apply(kvcache_implementation, split),
         f"column {column} split after {head} rows",
     )
 
 
 @FEWER
 @given(update=updates())
-def test_applying_an_update_twice_equals_once(implementation, update):
-    once = apply(implementation, update)
-    assert_same_cache(once, apply(implementation, update, once), "applied twice")
+def test_applying_an_update_twice_equals_once(kvcache_implementation, update):
+    once = apply(kvcache_implementation, update)
+    assert_same_cache(once, apply(kvcache_implementation, update, once), "applied twice")

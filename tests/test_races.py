@@ -11,7 +11,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
 from oracle.contract import Update
-from properties.implementations import Implementation, RaceDetected, call
+from properties._src.implementations import Implementation, RaceDetected, call
 
 
 def _copy_before_staging_lands(start_ref, new_hbm, _aliased, cache_hbm, scratch, semaphore):

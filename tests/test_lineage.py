@@ -7,10 +7,10 @@ import pytest
 from hypothesis import settings
 
 from oracle.contract import Tier, Update
-from properties.buckets import BUCKETS, Bucket
-from properties.checks import PROPERTIES
-from properties.harness import property_test
-from properties.implementations import load
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.cases import PROPERTIES, Case
+from properties._src.hypothesis_test import property_test
+from properties._src.implementations import load
 
 MATCHES_ORACLE = next(p for p in PROPERTIES if p.name == "matches-oracle")
 SEARCH = settings(
@@ -22,8 +22,7 @@ def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = B
     """Run matches-oracle without the regression examples; return the last (shrunk) update."""
     seen: list[Update] = []
     test = property_test(
-        MATCHES_ORACLE,
-        tier,
+        Case(MATCHES_ORACLE, tier),
         load(spec),
         explicit_examples=False,
         observe=seen.append,
@@ -37,7 +36,7 @@ def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = B
 
 @pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
 def test_seed_fallback_is_caught_writing_a_clamped_window(tier):
-    update = shrunk_counterexample("properties.lineage:seed_fallback", tier)
+    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier)
     rows = update.kv_cache_pages.shape[0]
     # The defect: a slice in the last page at an offset, whose page-sized window JAX clamps.
     assert any(
@@ -49,8 +48,8 @@ def test_seed_fallback_is_caught_writing_a_clamped_window(tier):
 @pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
 def test_seed_kernel_is_caught_copying_what_it_should_not(tier):
     # Interpreted kernels are slow to shrink across shapes: search one small bucket.
-    update = shrunk_counterexample("properties.lineage:seed_kernel", tier, BUCKETS[:1])
-    n, columns = update.num_slices, update.slice_indices.shape[1]
+    update = shrunk_counterexample("properties.known_bad.lineage:seed_kernel", tier, BUCKETS[:1])
+    n, columns = update.num_real_slices, update.slice_indices.shape[1]
     step = max(s for s in range(1, 9) if columns % s == 0)
     last_launched = -(-n // step) * step
     # The defects: every column of a launched grid step is copied, padding included, and a

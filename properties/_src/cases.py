@@ -1,4 +1,6 @@
-"""The properties every implementation must have, each for the tiers it applies to."""
+"""The properties every implementation must have, and the cases they make: one per
+(property, tier). ``CASES`` is the one list that pytest, ``kvcache-check``, the Python API,
+the quality gate and the benchmarks all run."""
 
 from __future__ import annotations
 
@@ -75,3 +77,19 @@ PROPERTIES: tuple[Property, ...] = (
     Property("untouched-rows-unchanged", BOTH_TIERS, _untouched_rows_unchanged),
     Property("shape-and-dtype-preserved", BOTH_TIERS, _shape_and_dtype_preserved),
 )
+
+
+@dataclass(frozen=True)
+class Case:
+    """One property checked on one tier."""
+
+    prop: Property
+    tier: Tier
+
+    @property
+    def id(self) -> str:
+        """``property-tier``, as pytest ids and reports name it."""
+        return f"{self.prop.name}-{self.tier.name.lower()}"
+
+
+CASES: tuple[Case, ...] = tuple(Case(prop, tier) for prop in PROPERTIES for tier in prop.tiers)

@@ -1,13 +1,12 @@
 """Harness throughput: examples per second for each implementation under a Hypothesis profile.
 
-Runs every (property, tier) case of ``properties/test_properties.py`` in turn, as one pytest
-worker does, counting the examples Hypothesis generates. The first case pays for compiling
+Runs every case (property, tier) in turn, as one pytest worker does, counting the examples Hypothesis generates. The first case pays for compiling
 each shape bucket; the rest find the compiled programs in memory (warm). The first case then
 runs again with JAX's in-memory caches cleared, loading the programs from the persistent
 compilation cache (a fresh directory for the run), as a new worker or a later run would.
 ``--profile-top N`` adds a cProfile summary per implementation, to see where the time goes.
 
-Run: ``python -m benchmarks.harness`` (``--help`` for options).
+Run: ``python -m benchmarks.throughput`` (``--help`` for options).
 """
 
 from __future__ import annotations
@@ -20,22 +19,20 @@ import tempfile
 import time
 
 import jax
-from hypothesis import settings
 
-from properties import compilation_cache, profiles  # noqa: F401  (profiles registers them)
-from properties.harness import property_test
-from properties.implementations import Implementation, builtin
-from properties.test_properties import CASES
+from properties._src import compilation_cache
+from properties._src.cases import CASES
+from properties._src.hypothesis_test import property_test
+from properties._src.implementations import Implementation, builtin
+from properties._src.profiles import PROFILES
 
 
 def run_cases(implementation: Implementation, profile: str, cases=CASES) -> list[tuple[int, float]]:
     """``(examples, seconds)`` for each case, in order."""
     results = []
-    for prop, tier in cases:
+    for case in cases:
         seen = []
-        test = property_test(
-            prop, tier, implementation, observe=seen.append, settings_=settings.get_profile(profile)
-        )
+        test = property_test(case, implementation, observe=seen.append, settings_=PROFILES[profile])
         start = time.perf_counter()
         test()
         results.append((len(seen), time.perf_counter() - start))

@@ -6,29 +6,27 @@ from __future__ import annotations
 import pytest
 from hypothesis import Phase, settings
 
-from oracle.contract import Tier
-from properties.checks import PROPERTIES
-from properties.implementations import builtin, load
-from properties.mutants import MUTANTS
-from properties.runner import Outcome, run
+from properties._src.cases import CASES
+from properties._src.implementations import builtin, load
+from properties._src.profiles import PROFILES
+from properties._src.runner import Outcome, run
+from properties.known_bad import KNOWN_BAD, MUTANTS
 
-LINEAGE = ("properties.lineage:seed_fallback", "properties.lineage:seed_kernel")
-CASES = [(p, t) for t in (Tier.GENERAL, Tier.SERVING) for p in PROPERTIES if t in p.tiers]
 # The ci budget and seed; a verdict needs no shrinking.
-GATE = settings(settings.get_profile("ci"), phases=(Phase.generate,))
+GATE = settings(PROFILES["ci"], phases=(Phase.generate,))
 
 
 def outcomes(spec: str, *, explicit_examples: bool, stop_at_failure: bool) -> list[Outcome]:
     """Every (property, tier) for ``spec`` in turn, stopping at the first rejection if asked."""
     implementation, found = load(spec), []
-    for prop, tier in CASES:
-        found.append(run(implementation, prop, tier, GATE, explicit_examples=explicit_examples))
+    for case in CASES:
+        found.append(run(implementation, case, GATE, explicit_examples=explicit_examples))
         if stop_at_failure and found[-1].status != "passed":
             break
     return found
 
 
-@pytest.mark.parametrize("spec", MUTANTS + LINEAGE)
+@pytest.mark.parametrize("spec", KNOWN_BAD)
 def test_ci_profile_rejects_the_mutant_by_search(spec):
     last = outcomes(spec, explicit_examples=False, stop_at_failure=True)[-1]
     assert last.status == "failed", f"{spec} survived every property on both tiers"
@@ -38,7 +36,7 @@ def test_ci_profile_rejects_the_mutant_by_search(spec):
 @pytest.mark.parametrize("spec", [i.name for i in builtin()])
 def test_ci_profile_accepts_the_project_implementation(spec):
     rejected = [
-        f"{o.prop} ({o.tier.name.lower()}): {o.failure.message if o.failure else o.error}"
+        f"{o.case.id}: {o.failure.message if o.failure else o.error}"
         for o in outcomes(spec, explicit_examples=True, stop_at_failure=False)
         if o.status != "passed"
     ]

@@ -1,6 +1,6 @@
 """``kvcache.validate`` refuses exactly the contract's violations, naming rule and place.
 
-Every rule up to the general tier has a strategy in ``properties.invalid`` that breaks it
+Every rule up to the general tier has a strategy in ``properties._src.invalid`` that breaks it
 alone; the refusal must name that rule and no other, at the broken column or argument.
 Valid general-tier updates, garbage padding included, are never refused. ``update(...,
 validate=True)`` refuses before donating the cache, so the caller's array stays usable.
@@ -17,9 +17,9 @@ from hypothesis import given
 import kvcache
 from oracle.contract import RULES, ContractViolation, Tier, Update
 from oracle.reference import reference_update
-from properties.checks import bits, differing_rows
-from properties.invalid import BREAKERS, VALIDATED_RULES, broken
-from properties.strategies import updates
+from properties._src.cases import bits, differing_rows
+from properties._src.invalid import BREAKERS, VALIDATED_RULES, broken
+from properties._src.strategies import updates
 
 GENERAL_RULES = [name for name in VALIDATED_RULES if RULES[name].tier == Tier.GENERAL]
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties.checks import bits, differing_rows
-from properties.runner import Failure
+from properties._src.cases import bits, differing_rows
+from properties._src.runner import Failure
 
 CELLS_PER_LINE = 64
 ROWS_SHOWN = 8
@@ -26,7 +26,7 @@ def _layout(update: Update) -> str:
     return (
         f"page_size {update.page_size}, {rows // update.page_size} pages ({rows} cache rows), "
         f"{update.new_kv_tokens.shape[0]} new tokens, [heads, head_dim] [{heads}, {head_dim}], "
-        f"{update.kv_cache_pages.dtype}; n = {update.num_slices} of "
+        f"{update.kv_cache_pages.dtype}; n = {update.num_real_slices} of "
         f"{update.slice_indices.shape[1]} columns"
     )
 
@@ -39,7 +39,7 @@ def _columns(update: Update) -> list[str]:
             f"  {_letter(column)}  column {column}: cache [{dst}, {dst + length}) <- new "
             f"[{src}, {src + length}), page {page} offset {offset}, length {length}"
         )
-    padding = update.slice_indices[:, update.num_slices :].T.tolist()
+    padding = update.slice_indices[:, update.num_real_slices :].T.tolist()
     if padding:
         lines.append(f"     padding columns (dst, src, len): {[tuple(c) for c in padding]}")
     return lines
@@ -119,8 +119,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from oracle.contract import Update
-from properties.checks import PROPERTIES
-from properties.implementations import call, load
+from properties._src.cases import PROPERTIES
+from properties._src.implementations import call, load
 
 update = Update(
     new_kv_tokens={_literal(update.new_kv_tokens)},

@@ -1,4 +1,4 @@
-"""Turn (property, tier, implementation) into a Hypothesis test.
+"""Turn a case (property, tier) and an implementation into a Hypothesis test.
 
 The same test function serves pytest (which calls it and lets Hypothesis report) and
 ``kvcache-check`` (which calls it, catches the failure and renders the last example seen,
@@ -11,17 +11,16 @@ from collections.abc import Callable
 
 from hypothesis import Phase, example, given, settings
 
-from oracle.contract import Tier, Update
-from properties.buckets import BUCKETS, Bucket
-from properties.checks import Property
-from properties.implementations import Implementation, call
-from properties.regressions import REGRESSIONS
-from properties.strategies import updates
+from oracle.contract import Update
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.cases import Case
+from properties._src.implementations import Implementation, call
+from properties._src.regressions import REGRESSIONS
+from properties._src.strategies import updates
 
 
 def property_test(
-    prop: Property,
-    tier: Tier,
+    case: Case,
     implementation: Implementation,
     *,
     explicit_examples: bool = True,
@@ -29,7 +28,7 @@ def property_test(
     settings_: settings | None = None,
     buckets: tuple[Bucket, ...] = BUCKETS,
 ) -> Callable[[], None]:
-    """A zero-argument Hypothesis test checking ``prop`` for ``implementation`` on ``tier``.
+    """A zero-argument Hypothesis test checking ``case`` for ``implementation``.
 
     ``observe`` sees every update before it is run. Without ``explicit_examples`` the
     regression examples are skipped, so a failure must be found and shrunk by search.
@@ -39,14 +38,14 @@ def property_test(
     def test(update: Update) -> None:
         if observe is not None:
             observe(update)
-        prop.check(update, call(implementation, update))
+        case.prop.check(update, call(implementation, update))
 
-    test.__name__ = f"{prop.name}_{tier.name.lower()}".replace("-", "_")
+    test.__name__ = case.id.replace("-", "_")
     test.__qualname__ = test.__name__
-    test = given(updates(tier, buckets))(test)
+    test = given(updates(case.tier, buckets))(test)
     if explicit_examples:
         for regression in REGRESSIONS:
-            if tier <= regression.tier:
+            if case.tier <= regression.tier:
                 test = example(regression.update)(test)
     if settings_ is not None or not explicit_examples:
         base = settings_ or settings()

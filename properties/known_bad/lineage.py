@@ -82,3 +82,6 @@ def seed_kernel(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slice
         out_shape=jax.ShapeDtypeStruct(kv_cache_pages.shape, kv_cache_pages.dtype),
         input_output_aliases={3: 0},
     )(slice_indices, jnp.reshape(total_update_slices, (1,)), new_kv_tokens, kv_cache_pages)
+
+
+LINEAGE: tuple[str, ...] = (f"{__name__}:seed_fallback", f"{__name__}:seed_kernel")

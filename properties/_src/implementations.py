@@ -69,25 +69,51 @@ def load(spec: str) -> Implementation:
         raise ImplementationError(
             f"{spec!r}: {attribute!r} is a {type(function).__name__}, not callable"
         )
+    return _checked(spec, function)
+
+
+def _checked(name: str, function: Callable) -> Implementation:
+    """``function`` as an ``Implementation``, if its signature fits the protocol."""
     try:
         inspect.signature(function).bind(None, None, None, None, page_size=1)
     except TypeError as error:
         raise ImplementationError(
-            f"{spec!r}: must accept (new_kv_tokens, slice_indices, kv_cache_pages, "
+            f"{name!r}: must accept (new_kv_tokens, slice_indices, kv_cache_pages, "
             f"total_update_slices, *, page_size): {error}"
         ) from None
     except ValueError:  # some callables have no introspectable signature; try them as they are
         pass
-    return Implementation(spec, function)
+    return Implementation(name, function)
+
+
+BUILTIN = "builtin"  # names the project's own implementations wherever specs are accepted
+BUILTIN_SPECS = ("kvcache:kv_cache_update_jax", "kvcache:kv_cache_update", "kvcache:update")
 
 
 def builtin() -> list[Implementation]:
     """The project's own implementations."""
-    return [
-        load("kvcache:kv_cache_update_jax"),
-        load("kvcache:kv_cache_update"),
-        load("kvcache:update"),
-    ]
+    return [load(spec) for spec in BUILTIN_SPECS]
+
+
+def load_all(specs) -> list[Implementation]:
+    """Each ``MODULE:ATTR`` loaded, with ``builtin`` standing for the project's own ones."""
+    found: list[Implementation] = []
+    for spec in specs:
+        found += builtin() if spec == BUILTIN else [load(spec)]
+    return found
+
+
+def as_implementation(implementation: Implementation | Callable | str) -> Implementation:
+    """An ``Implementation`` from itself, a ``MODULE:ATTR`` string or a callable."""
+    if isinstance(implementation, Implementation):
+        return implementation
+    if isinstance(implementation, str):
+        return load(implementation)
+    if not callable(implementation):
+        raise ImplementationError(f"{implementation!r} is neither callable nor MODULE:ATTR")
+    module = getattr(implementation, "__module__", None)
+    name = getattr(implementation, "__qualname__", None) or type(implementation).__name__
+    return _checked(f"{module}:{name}" if module else name, implementation)
 
 
 def interpreting() -> contextlib.AbstractContextManager:

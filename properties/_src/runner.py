@@ -1,4 +1,4 @@
-"""Run one property on one tier for one implementation, and keep what a report needs.
+"""Run one case (a property on a tier) for one implementation, and keep what a report needs.
 
 ``property_test`` raises whatever Hypothesis raises; this module turns that into a verdict.
 The failing update is found again among the last updates observed (Hypothesis replays the
@@ -16,10 +16,10 @@ import numpy as np
 from hypothesis import settings
 from hypothesis.reporting import with_reporter
 
-from oracle.contract import Tier, Update
-from properties.checks import Property
-from properties.harness import property_test
-from properties.implementations import Implementation, call
+from oracle.contract import Update
+from properties._src.cases import Case, Property
+from properties._src.hypothesis_test import property_test
+from properties._src.implementations import Implementation, call
 
 KEPT_UPDATES = 16  # how far back to look for the failing update
 
@@ -35,10 +35,9 @@ class Failure:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The verdict of one property on one tier, with the failure or error behind it."""
+    """The verdict of one case, with the failure or error behind it."""
 
-    prop: Property
-    tier: Tier
+    case: Case
     status: str  # "passed", "failed" (with ``failure``) or "error" (with ``error``)
     examples: int
     seconds: float
@@ -68,13 +67,12 @@ def reproduce(implementation: Implementation, prop: Property, update: Update) ->
 
 def run(
     implementation: Implementation,
-    prop: Property,
-    tier: Tier,
+    case: Case,
     settings_: settings,
     *,
     explicit_examples: bool = True,
 ) -> Outcome:
-    """Check ``prop`` on ``tier``: "failed" with a reproduced counterexample, "error" when
+    """Check ``case``: "failed" with a reproduced counterexample, "error" when
     Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
     recent: deque[Update] = deque(maxlen=KEPT_UPDATES)
     examples = 0
@@ -85,8 +83,7 @@ def run(
         recent.append(update)
 
     test = property_test(
-        prop,
-        tier,
+        case,
         implementation,
         explicit_examples=explicit_examples,
         observe=observe,
@@ -98,10 +95,10 @@ def run(
             test()
     except Exception as error:
         failure = next(
-            (f for u in reversed(recent) if (f := reproduce(implementation, prop, u))), None
+            (f for u in reversed(recent) if (f := reproduce(implementation, case.prop, u))), None
         )
         status, message = ("failed", None) if failure else ("error", _describe(error))
     else:
         status, failure, message = "passed", None, None
     seconds = time.perf_counter() - start
-    return Outcome(prop, tier, status, examples, seconds, failure, message)
+    return Outcome(case, status, examples, seconds, failure, message)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, find, given, settings
 
 from oracle.contract import Tier, Update, violations
-from properties.buckets import BUCKETS
-from properties.checks import bits
-from properties.strategies import special_values, updates
+from properties._src.buckets import BUCKETS
+from properties._src.cases import bits
+from properties._src.strategies import special_values, updates
 
 SEARCH = settings(
     max_examples=1000, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
@@ -44,7 +44,7 @@ def _repeated_sources(u: Update) -> bool:
 
 
 def _padding_is_garbage(u: Update) -> bool:
-    return bool(np.any(u.slice_indices[:, u.num_slices :] != 0))
+    return bool(np.any(u.slice_indices[:, u.num_real_slices :] != 0))
 
 
 def _ends_at_cache_end(u: Update) -> bool:
@@ -73,8 +73,8 @@ FEATURES = {
     "slice crossing a page boundary": (Tier.GENERAL, _crosses_page),
     "zero-length slice": (Tier.GENERAL, lambda u: any(ln == 0 for *_, ln in _spans(u))),
     "repeated sources": (Tier.GENERAL, _repeated_sources),
-    "no real columns": (Tier.SERVING, lambda u: u.num_slices == 0),
-    "every column real": (Tier.SERVING, lambda u: u.num_slices == u.slice_indices.shape[1]),
+    "no real columns": (Tier.SERVING, lambda u: u.num_real_slices == 0),
+    "every column real": (Tier.SERVING, lambda u: u.num_real_slices == u.slice_indices.shape[1]),
     "garbage in padding columns": (Tier.SERVING, _padding_is_garbage),
     "slice ending at the cache's last row": (Tier.SERVING, _ends_at_cache_end),
     "slice ending at the last new token": (
@@ -85,8 +85,8 @@ FEATURES = {
     "partial first page": (Tier.SERVING, _partial_first_page),
     "NaN with a payload": (Tier.SERVING, _has_nan_payload),
     "one-page cache": (Tier.SERVING, lambda u: u.kv_cache_pages.shape[0] == u.page_size),
-    "page size 1": (Tier.SERVING, lambda u: u.page_size == 1 and u.num_slices > 0),
-    "int8": (Tier.SERVING, lambda u: u.kv_cache_pages.dtype == np.int8 and u.num_slices > 0),
+    "page size 1": (Tier.SERVING, lambda u: u.page_size == 1 and u.num_real_slices > 0),
+    "int8": (Tier.SERVING, lambda u: u.kv_cache_pages.dtype == np.int8 and u.num_real_slices > 0),
 }
 
 

@@ -7,10 +7,10 @@ from hypothesis import settings
 
 from kvcache import kv_cache_update, kv_cache_update_jax
 from oracle.contract import Tier, Update
-from properties.buckets import BUCKETS
-from properties.checks import PROPERTIES
-from properties.harness import property_test
-from properties.implementations import load
+from properties._src.buckets import BUCKETS
+from properties._src.cases import PROPERTIES, Case
+from properties._src.hypothesis_test import property_test
+from properties._src.implementations import load
 
 JITTED = {
     "kvcache:kv_cache_update_jax": kv_cache_update_jax,
@@ -30,8 +30,7 @@ def test_one_compilation_per_static_shape(spec):
 
     before = function._cache_size()
     property_test(
-        PROPERTIES[0],
-        Tier.GENERAL,
+        Case(PROPERTIES[0], Tier.GENERAL),
         load(spec),
         explicit_examples=False,
         observe=observe,

@@ -1,6 +1,6 @@
 """Invalid updates: for each rule up to the general tier, a strategy that breaks exactly it.
 
-``broken(rule)`` draws a valid update from ``properties.strategies.updates`` and changes it
+``broken(rule)`` draws a valid update from ``properties._src.strategies.updates`` and changes it
 just enough to break ``rule`` and nothing else: a column rule changes one real column (two
 for ``destinations-disjoint``) and turns any other real column its new destination would
 overlap into an empty ``(0, 0, 0)`` column, which the general tier allows. The test asserts
@@ -17,8 +17,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from oracle.contract import RULES, Tier, Update
-from properties.buckets import BUCKETS, Bucket
-from properties.strategies import updates
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.strategies import updates
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _indices_dtype(draw, u):
 
 @_breaks("count-shape")
 def _count_shape(draw, u):
-    n = u.num_slices
+    n = u.num_real_slices
     count = draw(st.sampled_from([np.array([n, n]), np.array([[n]]), np.array([], dtype=int)]))
     return _with(u, total_update_slices=count.astype(np.int32)), "total_update_slices"
 
@@ -153,7 +153,7 @@ def _place(idx: np.ndarray, n: int, column: int, value, keep: int | None = None)
 
 def _one_column(draw, u: Update, at_least: int = 1) -> tuple[np.ndarray, int, int]:
     """A copy of the indices with at least ``at_least`` real columns, ``n``, and one of them."""
-    idx, n = u.slice_indices.astype(np.int64), u.num_slices
+    idx, n = u.slice_indices.astype(np.int64), u.num_real_slices
     if n < at_least:  # make more columns real, as empty ones
         idx[:, n:at_least] = 0
         n = at_least
@@ -175,7 +175,7 @@ def _count_range(draw, u):
             u, total_update_slices=_count(u, -draw(st.integers(1, 5)))
         ), "total_update_slices"
     idx = u.slice_indices.astype(np.int64)
-    idx[:, u.num_slices :] = 0  # every column becomes real: make the padding empty columns
+    idx[:, u.num_real_slices :] = 0  # every column becomes real: make the padding empty columns
     n = idx.shape[1] + draw(st.integers(1, 5))
     return _columns(u, idx, n), "total_update_slices"
 

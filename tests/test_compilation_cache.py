@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import pytest
 
-from properties import compilation_cache
+from properties._src import compilation_cache
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from kvcache.slot_mapping import request_slices
 from oracle.contract import Tier, Update
-from properties.buckets import BUCKETS, Bucket
+from properties._src.buckets import BUCKETS, Bucket
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 

@@ -32,8 +32,8 @@ from hypothesis.stateful import (
 from kvcache.slot_mapping import padded_slice_count, slot_mapping
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties.checks import bits, differing_rows
-from properties.implementations import Implementation, call
+from properties._src.cases import bits, differing_rows
+from properties._src.implementations import Implementation, call
 
 PAGE_SIZE = 4
 NUM_PAGES = 8
@@ -161,8 +161,8 @@ class ServingLoop(RuleBasedStateMachine):
         return Update(rows_of(token_ids + padding), slice_indices, self.cache, count, PAGE_SIZE)
 
 
-def test_serving_loop(implementation):
-    machine = type("ServingLoop", (ServingLoop,), {"implementation": implementation})
+def test_serving_loop(kvcache_implementation):
+    machine = type("ServingLoop", (ServingLoop,), {"implementation": kvcache_implementation})
     budget = settings(
         max_examples=max(1, settings.default.max_examples // 2), stateful_step_count=25
     )

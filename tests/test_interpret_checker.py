@@ -1,6 +1,6 @@
 """What the TPU interpreter catches by itself when the kernel gets input outside the contract.
 
-Run under ``properties.implementations.call`` (TPU interpret mode, out-of-bounds reads
+Run under ``properties._src.implementations.call`` (TPU interpret mode, out-of-bounds reads
 raising, race detection on), the kernel is its own partial checker: a DMA that leaves its
 buffer raises. ``CHECKER`` records, for one small case per way of breaking a rule, what
 happened (JAX 0.10.2) and why; the test replays every case and asserts the record, so a
@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from oracle.contract import ContractViolation, Update, violations
-from properties.checks import differing_rows
-from properties.implementations import RaceDetected, call, load
+from properties._src.cases import differing_rows
+from properties._src.implementations import RaceDetected, call, load
 
 KERNEL = load("kvcache:kv_cache_update")
 

@@ -1,0 +1,14 @@
+"""Known-bad implementations: targets the harness must reject, never code to use.
+
+* ``mutants``: the quality gate's deliberately broken implementations, one plausible bug each.
+* ``lineage``: the original module's fallback and kernel, defects included.
+
+``KNOWN_BAD`` names them all as ``MODULE:ATTR``, ready for ``kvcache-check --impl``.
+"""
+
+from properties.known_bad.lineage import LINEAGE
+from properties.known_bad.mutants import MUTANTS
+
+KNOWN_BAD: tuple[str, ...] = MUTANTS + LINEAGE
+
+__all__ = ["KNOWN_BAD", "LINEAGE", "MUTANTS"]

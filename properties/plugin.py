@@ -1,0 +1,99 @@
+"""The pytest plugin (registered as the ``pytest11`` entry point ``kvcache``).
+
+* ``--kvcache-impl MODULE:ATTR`` (repeatable), ``KVCACHE_IMPL=a:b,c:d`` and the ini option
+  ``kvcache_impl`` name the implementations under test (``builtin``: the project's own).
+* A test taking the ``kvcache_implementation`` fixture runs once per implementation.
+* Tests marked ``tpu`` run natively on a TPU: they are deselected unless ``-m`` names ``tpu``,
+  and skipped where JAX sees no TPU.
+* The report header names the implementations under test, JAX's backend and the Hypothesis
+  profile.
+
+It registers no Hypothesis profile and changes no setting: the project that uses it keeps its
+own.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import pytest
+from hypothesis import settings
+
+from properties._src.implementations import Implementation, ImplementationError, load_all
+
+FIXTURE = "kvcache_implementation"
+ENVIRONMENT = "KVCACHE_IMPL"
+_IMPLEMENTATIONS = pytest.StashKey[list[Implementation]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kvcache", "paged KV-cache update harness")
+    group.addoption(
+        "--kvcache-impl",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help=f"an implementation under test (repeatable; 'builtin': the project's own); "
+        f"{ENVIRONMENT} adds more, comma-separated",
+    )
+    parser.addini(
+        "kvcache_impl",
+        type="linelist",
+        default=[],
+        help="implementations under test when neither --kvcache-impl nor KVCACHE_IMPL names any",
+    )
+
+
+def specs(config: pytest.Config) -> list[str]:
+    """The command line's and the environment's specs, else the ini file's."""
+    from_environment = [s.strip() for s in os.environ.get(ENVIRONMENT, "").split(",") if s.strip()]
+    given = config.getoption("--kvcache-impl") + from_environment
+    return given or list(config.getini("kvcache_impl"))
+
+
+def implementations(config: pytest.Config) -> list[Implementation]:
+    """The implementations under test, loaded once per session."""
+    return config.stash[_IMPLEMENTATIONS]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "tpu: runs the kernel natively on a TPU (deselected unless -m tpu is given)"
+    )
+    try:
+        config.stash[_IMPLEMENTATIONS] = load_all(specs(config))
+    except ImplementationError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    names = ", ".join(i.name for i in implementations(config))
+    return [
+        f"kvcache implementations under test: {names or f'none (--kvcache-impl or {ENVIRONMENT})'}",
+        f"jax {jax.__version__} on {jax.default_backend()}; "
+        f"hypothesis profile {settings.get_current_profile_name()!r}",
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if FIXTURE in metafunc.fixturenames:
+        chosen = implementations(metafunc.config)
+        metafunc.parametrize(FIXTURE, chosen, ids=[i.name for i in chosen])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "tpu" in (config.getoption("-m") or ""):
+        if jax.default_backend() != "tpu":
+            skip = pytest.mark.skip(
+                reason=f"no TPU: JAX's default backend is {jax.default_backend()}"
+            )
+            for item in items:
+                if "tpu" in item.keywords:
+                    item.add_marker(skip)
+        return
+    selected = [item for item in items if "tpu" not in item.keywords]
+    deselected = [item for item in items if "tpu" in item.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
