@@ -18,6 +18,8 @@ from pathlib import Path
 
 from properties._src import compilation_cache, profiles
 from properties._src.api import TIERS, check
+from properties._src.buckets import BUCKETS
+from properties._src.constraints import fitting, parse_all
 from properties._src.implementations import BUILTIN, ImplementationError, load_all
 
 
@@ -41,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-examples", type=_positive, help="override the profile's budget")
     parser.add_argument("--tier", choices=tuple(TIERS), help="one tier only (default: both)")
+    parser.add_argument(
+        "--constraint",
+        action="append",
+        default=[],
+        metavar="DIM%K",
+        help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
+        "is a multiple of K (repeatable)",
+    )
     parser.add_argument("--json", metavar="FILE", type=Path, help="also write the results here")
     parser.add_argument(
         "--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes"
@@ -55,16 +65,22 @@ def _positive(text: str) -> int:
     return value
 
 
-def check_implementation(spec: str, profile: str, max_examples: int | None, tier) -> dict:
+def check_implementation(
+    spec: str, profile: str, max_examples: int | None, tier, constraints: tuple[str, ...]
+) -> dict:
     """One implementation's results as JSON-ready data (run in a worker process)."""
     # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
     logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
     compilation_cache.enable()  # in each worker process: JAX's settings are per process
-    return check(spec, tier=tier, profile=profile, max_examples=max_examples).as_dict()
+    return check(
+        spec, tier=tier, profile=profile, max_examples=max_examples, constraints=constraints
+    ).as_dict()
 
 
-def _check_all(specs: list[str], profile: str, max_examples, tier, jobs: int) -> list[dict]:
-    arguments = [(spec, profile, max_examples, tier) for spec in specs]
+def _check_all(
+    specs: list[str], profile: str, max_examples, tier, constraints, jobs: int
+) -> list[dict]:
+    arguments = [(spec, profile, max_examples, tier, constraints) for spec in specs]
     if jobs == 1 or len(specs) == 1:
         return [check_implementation(*a) for a in arguments]
     context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
@@ -108,7 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.json and not args.json.parent.is_dir():
         parser.error(f"--json {args.json}: no directory {args.json.parent}")
-    results = _check_all(specs, args.profile, args.max_examples, args.tier, args.jobs)
+    constraints = tuple(args.constraint)
+    try:
+        fitting(BUCKETS, parse_all(constraints))
+    except ValueError as error:
+        parser.error(str(error))
+    results = _check_all(specs, args.profile, args.max_examples, args.tier, constraints, args.jobs)
     print(_table(results))
     bad = [(i["name"], r) for i in results for r in i["results"] if r["status"] != "passed"]
     for name, r in bad:

@@ -10,7 +10,9 @@ from hypothesis import settings
 
 from oracle.contract import Tier
 from properties._src import profiles
+from properties._src.buckets import BUCKETS
 from properties._src.cases import CASES
+from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, as_implementation
 from properties._src.report import render
 from properties._src.runner import run
@@ -74,11 +76,9 @@ def _settings(profile: str | settings | None, max_examples: int | None) -> setti
     return settings(base, max_examples=max_examples or base.max_examples, database=None)
 
 
-def _require_supported(compare: str, constraints: Iterable[str]) -> None:
+def _require_supported(compare: str) -> None:
     if compare not in COMPARISONS:
         raise ValueError(f"unknown comparison {compare!r}; choose one of {', '.join(COMPARISONS)}")
-    if tuple(constraints):
-        raise ValueError("no shape constraints are supported yet")
 
 
 def check(
@@ -88,16 +88,18 @@ def check(
     profile: str | settings | None = None,
     max_examples: int | None = None,
     compare: str = "bits",
-    constraints: Iterable[str] = (),
+    constraints: Iterable[str | Constraint] = (),
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
     ``implementation`` is a callable ``f(new_kv_tokens, slice_indices, kv_cache_pages,
     total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
-    ``dev``); ``max_examples`` overrides its budget.
+    ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
+    restrict the shapes drawn to what the implementation's layout requires.
     """
-    _require_supported(compare, constraints)
+    _require_supported(compare)
+    buckets = fitting(BUCKETS, parse_all(constraints))
     chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
     wanted = tiers_of(tier)
@@ -105,7 +107,7 @@ def check(
     for case in CASES:
         if case.tier not in wanted:
             continue
-        outcome = run(chosen, case, budget)
+        outcome = run(chosen, case, budget, buckets=buckets)
         text = render(chosen.name, case.prop.name, outcome.failure) if outcome.failure else None
         results.append(
             CaseResult(
@@ -135,7 +137,7 @@ def assert_conforms(
     profile: str | settings | None = None,
     max_examples: int | None = None,
     compare: str = "bits",
-    constraints: Iterable[str] = (),
+    constraints: Iterable[str | Constraint] = (),
 ) -> None:
     """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
     result = check(

@@ -17,6 +17,7 @@ from hypothesis import settings
 from hypothesis.reporting import with_reporter
 
 from oracle.contract import Update
+from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import Case, Property
 from properties._src.hypothesis_test import property_test
 from properties._src.implementations import Implementation, call
@@ -71,6 +72,7 @@ def run(
     settings_: settings,
     *,
     explicit_examples: bool = True,
+    buckets: tuple[Bucket, ...] = BUCKETS,
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
     Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
@@ -88,6 +90,7 @@ def run(
         explicit_examples=explicit_examples,
         observe=observe,
         settings_=settings(settings_, report_multiple_bugs=False),
+        buckets=buckets,
     )
     start = time.perf_counter()
     try:
