@@ -35,8 +35,9 @@ def canonical(array: np.ndarray, compare: str) -> np.ndarray:
     if compare == "bits" or not is_floating(array.dtype):
         return array
     result = np.array(array, copy=True)
-    result[np.isnan(result)] = np.nan
-    result[result == 0] = 0
+    with np.errstate(invalid="ignore"):  # signalling NaNs are what we are looking for
+        result[np.isnan(result)] = np.nan
+        result[result == 0] = 0
     return result
 
 

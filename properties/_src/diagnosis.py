@@ -210,8 +210,9 @@ def explain(update: Update, actual: np.ndarray) -> Diagnosis:
     per_row = tuple(range(1, differs.ndim))
     value_differs = differs
     if is_floating(expected.dtype):
-        nan_only = differs & np.isnan(expected) & np.isnan(actual)
-        zero_only = differs & (expected == 0) & (actual == 0)
+        with np.errstate(invalid="ignore"):  # signalling NaNs are what we are looking for
+            nan_only = differs & np.isnan(expected) & np.isnan(actual)
+            zero_only = differs & (expected == 0) & (actual == 0)
         value_differs = differs & ~nan_only & ~zero_only
         for mask, code, what in (
             (nan_only, "nan-payload", "NaNs with other payloads (other bits) than the oracle's"),
