@@ -222,7 +222,8 @@ def explain(update: Update, actual: np.ndarray) -> Diagnosis:
                 rows = np.flatnonzero(mask.any(axis=per_row))
                 found += single(
                     code,
-                    f"{_rows_word(rows).capitalize()} hold {int(mask.sum())} {what}; "
+                    f"{_rows_word(rows).capitalize()} {'holds' if len(rows) == 1 else 'hold'} "
+                    f"{int(mask.sum())} {what}; "
                     f"compared by value they agree.",
                 )
     rows = np.flatnonzero(value_differs.any(axis=per_row)).tolist()
