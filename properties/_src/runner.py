@@ -122,6 +122,7 @@ def judge(
 def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Failure:
     """JAX's interpreter faulted: the verdict is what the same call gives without races."""
     fault = f"JAX's TPU interpreter itself raised {raised} (its own code, not the implementation's)"
+    headline = "JAX's TPU interpreter faulted (not the implementation)"
     try:
         actual = call(implementation, update, detect_races=False)
     except Exception as error:
@@ -129,7 +130,7 @@ def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Fa
         return Failure(
             update,
             None,
-            fault,
+            headline,
             single(
                 "interpreter-fault",
                 f"{fault}; with race detection off it raises {again} as well.",
@@ -140,7 +141,7 @@ def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Fa
         return Failure(
             update,
             None,
-            fault,
+            headline,
             single(
                 "interpreter-fault",
                 f"{fault}; with race detection off the result matches the oracle.",
