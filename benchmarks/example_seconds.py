@@ -27,7 +27,7 @@ from properties._src.supervisor import DEFAULT_TIMEOUT, supervise
 class ExampleClock:
     """A supervisor listener keeping each example's seconds, per implementation."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seconds: dict[str, list[float]] = {}
         self._since: dict[str, float] = {}
 

@@ -26,10 +26,10 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from oracle.contract import Update
 from properties._src import compilation_cache
@@ -85,19 +85,20 @@ def _child(
     connection.close()
 
 
-@dataclass
 class _Checking:
     """One implementation's cases, checked in one child after another."""
 
-    spec: str
-    remaining: deque[Case]
-    process: Any = None
-    connection: Connection | None = None
-    stack_file: Path | None = None
-    case_started: float | None = None  # the case in flight is remaining[0] once it started
-    update: Update | None = None
-    update_started: float = 0.0
-    examples: int = 0
+    process: BaseProcess  # these three belong to the current child, set by ``start``
+    connection: Connection
+    stack_file: Path
+
+    def __init__(self, spec: str, cases: Iterable[Case]):
+        self.spec = spec
+        self.remaining = deque(cases)
+        self.case_started: float | None = None  # the case in flight is remaining[0] once started
+        self.update: Update | None = None
+        self.update_started = 0.0
+        self.examples = 0
 
     def start(self, context, options: dict, directory: Path) -> None:
         """A fresh child for the remaining cases."""
@@ -122,7 +123,7 @@ class _Checking:
 
     def kill(self) -> None:
         """End the child now."""
-        if self.process is not None and self.process.is_alive():
+        if self.process.is_alive():
             self.process.kill()
         self.reap()
 
@@ -132,8 +133,18 @@ class _Checking:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
-        if self.connection is not None:
-            self.connection.close()
+        self.connection.close()
+
+    def ask_for_stack(self) -> None:
+        """Have the child write its Python stack (its ``faulthandler`` answers SIGUSR1), and
+        give it a moment to."""
+        if self.process.pid is None:
+            return
+        os.kill(self.process.pid, signal.SIGUSR1)
+        until = time.monotonic() + STACK_WAIT
+        while not self.stack_file.stat().st_size and time.monotonic() < until:
+            time.sleep(0.05)
+        time.sleep(0.05)  # for the rest of the stack after its first bytes
 
     def stack(self) -> str:
         """The frames of the child's Python stack above the harness (the implementation's),
@@ -224,11 +235,7 @@ class _Supervisor:
 
     def time_out(self, checking: _Checking) -> None:
         """Kill the child whose example ran past the timeout, after asking for its stack."""
-        os.kill(checking.process.pid, signal.SIGUSR1)
-        until = time.monotonic() + STACK_WAIT
-        while not checking.stack_file.stat().st_size and time.monotonic() < until:
-            time.sleep(0.05)
-        time.sleep(0.05)  # let it finish writing
+        checking.ask_for_stack()
         checking.kill()
         message = (
             f"an example ran past the {self.timeout:g} s timeout (--timeout); the child process "
@@ -241,8 +248,9 @@ class _Supervisor:
         try:
             while pending or active:
                 while pending and len(active) < jobs:
-                    active.append(pending.popleft())
-                    active[-1].start(self.context, self.options, self.directory)
+                    checking = pending.popleft()
+                    checking.start(self.context, self.options, self.directory)
+                    active.append(checking)
                 deadlines = [d for c in active if (d := c.deadline(self.timeout)) is not None]
                 wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
                 wait([c.connection for c in active], timeout=wait_for)
@@ -277,6 +285,6 @@ def supervise(
     On any exception (Ctrl-C's ``KeyboardInterrupt`` included) every child is killed first."""
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    pending = deque(_Checking(spec, deque(cases)) for spec in specs)
+    pending = deque(_Checking(spec, cases) for spec in specs)
     with tempfile.TemporaryDirectory(prefix="kvcache-check-") as directory:
         _Supervisor(options or {}, timeout, listener, Path(directory)).run(pending, jobs)
