@@ -157,7 +157,7 @@ def _outputs(args: argparse.Namespace) -> list:
     ]
 
 
-def case_line(name: str, result: dict) -> str:
+def _case_line(name: str, result: dict) -> str:
     """A case as it finishes: implementation, property, tier, verdict, seconds."""
     return (
         f"{name}: {result['property']} ({result['tier']}) {result['status']} "
@@ -188,7 +188,7 @@ class Progress:
         self.finished += 1
         if not self.quiet:
             self.clear()
-            print(case_line(name, result), file=self.stream, flush=True)
+            print(_case_line(name, result), file=self.stream, flush=True)
             self._draw("", force=True)
 
     def _draw(self, doing: str, *, force: bool = False) -> None:
