@@ -3,6 +3,7 @@ implementation, each alone and beside a correct one; the JSON and JUnit XML it w
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -12,8 +13,10 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from kvcache import kv_cache_update_jax
 from properties._src.api import STATUSES, cases_on
 from properties._src.results_io import Results, json_text, junit_xml_text
 from properties._src.supervisor import supervise
@@ -109,6 +112,38 @@ def test_a_crash_beside_a_correct_implementation_loses_nothing(tmp_path):
     script = crashed["results"][0]["counterexample"].split("reproduce:\n", 1)[1]
     rerun = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True)
     assert rerun.returncode == -signal.SIGSEGV
+
+
+def crashes_from_two_columns(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """Correct on updates with fewer than two real columns; segfaults on the others."""
+    if int(np.asarray(total_update_slices).reshape(-1)[0]) >= 2:
+        ctypes.string_at(0)
+    return kv_cache_update_jax(
+        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+    )
+
+
+def test_the_crash_counterexample_is_the_update_in_flight_not_an_earlier_one():
+    results: list[dict] = []
+
+    class Recorder:
+        def case_started(self, name, case): ...
+
+        def example_started(self, name, case, examples): ...
+
+        def case_finished(self, name, result):
+            results.append(result)
+
+    spec = f"{__name__}:{crashes_from_two_columns.__name__}"
+    options = {"profile": "ci", "max_examples": 20}
+    supervise([spec], cases_on("general")[:1], Recorder(), options=options, timeout=60)
+    [result] = results
+    assert result["status"] == "crashed", result["counterexample"]
+    columns = int(re.search(r"; n = (\d+) of", result["counterexample"])[1])
+    assert columns >= 2, result["counterexample"]
+    assert result["examples"] >= 2, "updates with fewer columns ran (and passed) before it"
 
 
 def first_line(process: subprocess.Popen) -> str:
