@@ -17,10 +17,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from properties._src import compilation_cache, profiles
-from properties._src.api import TIERS, check
-from properties._src.buckets import BUCKETS
-from properties._src.constraints import fitting, parse_all
+from properties._src.api import TIERS, check, fitting_buckets
 from properties._src.implementations import BUILTIN, ImplementationError, load_all
+from properties._src.placement import MeshShape
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
         "is a multiple of K (repeatable)",
     )
+    parser.add_argument(
+        "--mesh",
+        metavar="pages=P,heads=H",
+        help="place every update on a P x H device mesh (cache pages over 'pages', heads over "
+        "'heads'; on CPU, virtual devices) and check that the result keeps its sharding",
+    )
     parser.add_argument("--json", metavar="FILE", type=Path, help="also write the results here")
     parser.add_argument(
         "--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes"
@@ -66,21 +71,31 @@ def _positive(text: str) -> int:
 
 
 def check_implementation(
-    spec: str, profile: str, max_examples: int | None, tier, constraints: tuple[str, ...]
+    spec: str,
+    profile: str,
+    max_examples: int | None,
+    tier,
+    constraints: tuple[str, ...],
+    mesh: str | None = None,
 ) -> dict:
     """One implementation's results as JSON-ready data (run in a worker process)."""
     # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
     logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
     compilation_cache.enable()  # in each worker process: JAX's settings are per process
     return check(
-        spec, tier=tier, profile=profile, max_examples=max_examples, constraints=constraints
+        spec,
+        tier=tier,
+        profile=profile,
+        max_examples=max_examples,
+        constraints=constraints,
+        mesh=mesh,
     ).as_dict()
 
 
 def _check_all(
-    specs: list[str], profile: str, max_examples, tier, constraints, jobs: int
+    specs: list[str], profile: str, max_examples, tier, constraints, jobs: int, mesh=None
 ) -> list[dict]:
-    arguments = [(spec, profile, max_examples, tier, constraints) for spec in specs]
+    arguments = [(spec, profile, max_examples, tier, constraints, mesh) for spec in specs]
     if jobs == 1 or len(specs) == 1:
         return [check_implementation(*a) for a in arguments]
     context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
@@ -126,10 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--json {args.json}: no directory {args.json.parent}")
     constraints = tuple(args.constraint)
     try:
-        fitting(BUCKETS, parse_all(constraints))
+        mesh = MeshShape.parse(args.mesh) if args.mesh else None
+        fitting_buckets(constraints, mesh)
+        if mesh:
+            mesh.build()  # enough devices? (asks for virtual CPU devices before JAX starts)
     except ValueError as error:
         parser.error(str(error))
-    results = _check_all(specs, args.profile, args.max_examples, args.tier, constraints, args.jobs)
+    results = _check_all(
+        specs, args.profile, args.max_examples, args.tier, constraints, args.jobs, args.mesh
+    )
     print(_table(results))
     bad = [(i["name"], r) for i in results for r in i["results"] if r["status"] != "passed"]
     for name, r in bad:
@@ -137,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(r["counterexample"])
     total = sum(len(i["results"]) for i in results)
     verdict = f"{len(bad)} of {total} checks did not pass" if bad else f"all {total} checks passed"
-    print(f"\n{verdict} (profile {args.profile})")
+    print(f"\n{verdict} (profile {args.profile}{f', mesh {mesh}' if mesh else ''})")
     if args.json:
         args.json.write_text(json.dumps({"implementations": results}, indent=2) + "\n")
     return 1 if bad else 0

@@ -10,10 +10,11 @@ from hypothesis import settings
 
 from oracle.contract import Tier
 from properties._src import profiles
-from properties._src.buckets import BUCKETS
-from properties._src.cases import CASES
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.cases import cases
 from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, as_implementation
+from properties._src.placement import MeshShape, as_mesh_shape
 from properties._src.report import render
 from properties._src.runner import run
 
@@ -76,6 +77,15 @@ def _settings(profile: str | settings | None, max_examples: int | None) -> setti
     return settings(base, max_examples=max_examples or base.max_examples, database=None)
 
 
+def fitting_buckets(
+    constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
+) -> tuple[Bucket, ...]:
+    """The buckets the constraints admit, and that split evenly over ``mesh``; ``ValueError``
+    naming the constraints if none does."""
+    required = mesh.constraints() if mesh else ()
+    return fitting(BUCKETS, parse_all((*constraints, *required)))
+
+
 def _require_supported(compare: str) -> None:
     if compare not in COMPARISONS:
         raise ValueError(f"unknown comparison {compare!r}; choose one of {', '.join(COMPARISONS)}")
@@ -89,6 +99,7 @@ def check(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    mesh: MeshShape | str | None = None,
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
@@ -96,18 +107,22 @@ def check(
     total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
     ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
-    restrict the shapes drawn to what the implementation's layout requires.
+    restrict the shapes drawn to what the implementation's layout requires. ``mesh``
+    (``"pages=2,heads=4"``) places every update on a device mesh of those axis sizes, draws
+    only shapes that split evenly over it and checks ``sharding-preserved`` too.
     """
     _require_supported(compare)
-    buckets = fitting(BUCKETS, parse_all(constraints))
+    mesh_shape = as_mesh_shape(mesh)
+    buckets = fitting_buckets(constraints, mesh_shape)
+    device_mesh = mesh_shape.build() if mesh_shape else None
     chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
     wanted = tiers_of(tier)
     results = []
-    for case in CASES:
+    for case in cases(device_mesh is not None):
         if case.tier not in wanted:
             continue
-        outcome = run(chosen, case, budget, buckets=buckets)
+        outcome = run(chosen, case, budget, buckets=buckets, mesh=device_mesh)
         text = render(chosen.name, case.prop.name, outcome.failure) if outcome.failure else None
         results.append(
             CaseResult(
@@ -138,6 +153,7 @@ def assert_conforms(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    mesh: MeshShape | str | None = None,
 ) -> None:
     """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
     result = check(
@@ -147,6 +163,7 @@ def assert_conforms(
         max_examples=max_examples,
         compare=compare,
         constraints=constraints,
+        mesh=mesh,
     )
     if not result.passed:
         raise AssertionError(

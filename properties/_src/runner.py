@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import settings
 from hypothesis.reporting import with_reporter
+from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src.buckets import BUCKETS, Bucket
@@ -52,10 +53,12 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {' ... '.join(lines[:1] + lines[-1:]) if len(lines) > 1 else str(error)}"
 
 
-def reproduce(implementation: Implementation, prop: Property, update: Update) -> Failure | None:
+def reproduce(
+    implementation: Implementation, prop: Property, update: Update, mesh: Mesh | None = None
+) -> Failure | None:
     """Run ``update`` again; the ``Failure`` if ``prop`` rejects it (a raise counts), else None."""
     try:
-        actual = call(implementation, update)
+        actual = call(implementation, update, mesh=mesh)
     except Exception as error:
         return Failure(update, None, f"the implementation raised {_describe(error)}")
     try:
@@ -73,6 +76,7 @@ def run(
     *,
     explicit_examples: bool = True,
     buckets: tuple[Bucket, ...] = BUCKETS,
+    mesh: Mesh | None = None,
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
     Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
@@ -91,6 +95,7 @@ def run(
         observe=observe,
         settings_=settings(settings_, report_multiple_bugs=False),
         buckets=buckets,
+        mesh=mesh,
     )
     start = time.perf_counter()
     try:
@@ -98,7 +103,8 @@ def run(
             test()
     except Exception as error:
         failure = next(
-            (f for u in reversed(recent) if (f := reproduce(implementation, case.prop, u))), None
+            (f for u in reversed(recent) if (f := reproduce(implementation, case.prop, u, mesh))),
+            None,
         )
         status, message = ("failed", None) if failure else ("error", _describe(error))
     else:
