@@ -1,13 +1,21 @@
-"""Every case (a property on a tier) for every implementation under test."""
+"""Every case (a property on a tier) for every implementation under test; with
+``--kvcache-mesh``, on that mesh and with the mesh's own cases too."""
 
 from __future__ import annotations
 
 import pytest
 
-from properties._src.cases import CASES
+from properties._src.api import fitting_buckets
+from properties._src.cases import cases
 from properties._src.hypothesis_test import property_test
+from properties.plugin import mesh_shape
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_property(kvcache_implementation, case):
-    property_test(case, kvcache_implementation)()
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    chosen = cases(mesh_shape(metafunc.config) is not None)
+    metafunc.parametrize("case", chosen, ids=[case.id for case in chosen])
+
+
+def test_property(kvcache_implementation, kvcache_mesh, case, pytestconfig):
+    buckets = fitting_buckets((), mesh_shape(pytestconfig))
+    property_test(case, kvcache_implementation, buckets=buckets, mesh=kvcache_mesh)()
