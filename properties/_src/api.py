@@ -115,6 +115,7 @@ def check(
     mesh_shape = as_mesh_shape(mesh)
     buckets = fitting_buckets(constraints, mesh_shape)
     device_mesh = mesh_shape.build() if mesh_shape else None
+    mesh_text = str(mesh_shape) if mesh_shape else None
     chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
     wanted = tiers_of(tier)
@@ -123,7 +124,11 @@ def check(
         if case.tier not in wanted:
             continue
         outcome = run(chosen, case, budget, buckets=buckets, mesh=device_mesh)
-        text = render(chosen.name, case.prop.name, outcome.failure) if outcome.failure else None
+        text = (
+            render(chosen.name, case.prop.name, outcome.failure, mesh=mesh_text)
+            if outcome.failure
+            else None
+        )
         results.append(
             CaseResult(
                 property=case.prop.name,
