@@ -1,13 +1,16 @@
 """One process of the two-process mesh test (``test_distributed.py`` starts two of these).
 
-    python tests/distributed_update.py PROCESS_ID NUM_PROCESSES PORT
+    python tests/distributed_update.py PROCESS_ID NUM_PROCESSES PORT   # CPU, on localhost
+    python tests/distributed_update.py                                 # each host of a TPU slice
 
-Each process joins the group through ``jax.distributed.initialize`` on localhost with 4 CPU
-devices, so the mesh (pages=2, heads=4) spans 8 devices in two processes: process 0 holds the
-first half of the cache's rows, process 1 the second. Both build the same global update from
-the same seed, place it with ``jax.make_array_from_callback``, run ``kvcache.update`` and check
-every shard they hold against the oracle, bit for bit. The last line printed is a JSON
-summary; the exit status is 0 only if every check passed.
+With arguments, each process joins the group through ``jax.distributed.initialize`` on
+localhost with 4 CPU devices; without, JAX finds the group itself (a multi-host TPU slice).
+The mesh has one "pages" shard per process and one "heads" shard per local device: with two
+CPU processes, process 0 holds the first half of the cache's rows, process 1 the second. Every
+process builds the same global update from the same seed, places it with
+``jax.make_array_from_callback``, runs ``kvcache.update`` (on a TPU, the kernel on each chip's
+block) and checks every shard it holds against the oracle, bit for bit. The last line printed
+is a JSON summary; the exit status is 0 only if every check passed.
 """
 
 from __future__ import annotations
@@ -38,26 +41,32 @@ def global_update():
     return new, np.asarray(indices), cache, np.asarray(count)
 
 
-def main(process_id: int, num_processes: int, port: int) -> int:
-    jax.config.update("jax_num_cpu_devices", LOCAL_DEVICES)
-    jax.distributed.initialize(
-        coordinator_address=f"localhost:{port}",
-        num_processes=num_processes,
-        process_id=process_id,
-        initialization_timeout=60,
-    )
+def main(arguments: list[str]) -> int:
+    if arguments:
+        process_id, num_processes, port = map(int, arguments)
+        jax.config.update("jax_num_cpu_devices", LOCAL_DEVICES)
+        jax.distributed.initialize(
+            coordinator_address=f"localhost:{port}",
+            num_processes=num_processes,
+            process_id=process_id,
+            initialization_timeout=60,
+        )
+    else:
+        jax.distributed.initialize()
     try:
-        return check(process_id)
+        return check()
     finally:
         jax.distributed.shutdown()
 
 
-def check(process_id: int) -> int:
+def check() -> int:
     import kvcache
     from oracle.reference import reference_update
 
     mesh = jax.make_mesh(
-        (2, len(jax.devices()) // 2), ("pages", "heads"), axis_types=(AxisType.Auto,) * 2
+        (jax.process_count(), jax.local_device_count()),
+        ("pages", "heads"),
+        axis_types=(AxisType.Auto,) * 2,
     )
     specs = (
         PartitionSpec(None, "heads"),
@@ -86,7 +95,7 @@ def check(process_id: int) -> int:
         for shard in result.addressable_shards
     ]
     summary = {
-        "process": process_id,
+        "process": jax.process_index(),
         "devices": jax.device_count(),
         "local_devices": jax.local_device_count(),
         "sharding_kept": result.sharding.is_equivalent_to(placed[2].sharding, 3),
@@ -98,4 +107,4 @@ def check(process_id: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*map(int, sys.argv[1:4])))
+    sys.exit(main(sys.argv[1:]))
