@@ -133,7 +133,9 @@ def shard_mapped(layout: Layout, per_shard: PerShard, cache_rows: int, page_size
         mesh=layout.mesh,
         in_specs=(layout.tokens_spec, replicated, layout.cache_spec, replicated),
         out_specs=layout.cache_spec,
-        check_vma=False,  # a Pallas kernel's result carries no varying-axes annotation
+        # The kernel's pallas_call declares its result as a ShapeDtypeStruct without the
+        # varying-axes type that check_vma=True requires (JAX raises ValueError).
+        check_vma=False,
     )
 
 
