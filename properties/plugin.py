@@ -92,11 +92,11 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[_IMPLEMENTATIONS] = load_all(specs(config))
         text = config.getoption("--kvcache-mesh")
-        config.stash[_MESH_SHAPE] = MeshShape.parse(text) if text else None
+        shape = config.stash[_MESH_SHAPE] = MeshShape.parse(text) if text else None
     except (ImplementationError, ValueError) as error:
         raise pytest.UsageError(str(error)) from None
-    if config.stash[_MESH_SHAPE]:
-        ensure_cpu_devices(config.stash[_MESH_SHAPE].devices)  # before JAX starts
+    if shape:
+        ensure_cpu_devices(shape.devices)  # before JAX starts
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -96,7 +96,7 @@ def ensure_cpu_devices(count: int) -> None:
     if xla_bridge.backends_are_initialized():
         return
     forced = FORCED_DEVICES.search(os.environ.get("XLA_FLAGS", ""))
-    configured = max(jax.config.jax_num_cpu_devices, int(forced[1]) if forced else 1)
+    configured = max(jax.config.values["jax_num_cpu_devices"], int(forced[1]) if forced else 1)
     if configured < count:
         jax.config.update("jax_num_cpu_devices", count)
 
