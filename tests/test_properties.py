@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from properties._src.api import fitting_buckets
-from properties._src.cases import cases
+from properties._src.cases import all_cases
 from properties._src.hypothesis_test import property_test
 from properties.plugin import mesh_shape
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    chosen = cases(mesh_shape(metafunc.config) is not None)
+    chosen = all_cases(mesh_shape(metafunc.config) is not None)
     metafunc.parametrize("case", chosen, ids=[case.id for case in chosen])
 
 

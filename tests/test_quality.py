@@ -7,7 +7,7 @@ import pytest
 from hypothesis import Phase, settings
 
 from properties._src.api import fitting_buckets
-from properties._src.cases import cases
+from properties._src.cases import all_cases
 from properties._src.implementations import builtin, load
 from properties._src.placement import MeshShape
 from properties._src.profiles import PROFILES
@@ -26,7 +26,7 @@ def outcomes(
     with a ``mesh``, every update on it and its cases too."""
     implementation, found = load(spec), []
     device_mesh, buckets = mesh.build() if mesh else None, fitting_buckets((), mesh)
-    for case in cases(mesh is not None):
+    for case in all_cases(mesh is not None):
         found.append(
             run(
                 implementation,
@@ -60,7 +60,7 @@ def test_ci_profile_on_a_mesh_rejects_the_sharded_mutant_by_search(spec):
 def test_the_sharded_mutants_match_the_oracle_on_one_device(spec):
     """Only a mesh tells them apart, which is why they are not in KNOWN_BAD."""
     budget = settings(GATE, max_examples=10)
-    for case in cases(False):
+    for case in all_cases(False):
         if case.prop.name == "matches-oracle":
             outcome = run(load(spec), case, budget, explicit_examples=False)
             assert outcome.status == "passed", (case.id, outcome.failure)

@@ -104,6 +104,6 @@ MESH_CASES: tuple[Case, ...] = tuple(
 )
 
 
-def cases(on_mesh: bool) -> tuple[Case, ...]:
+def all_cases(on_mesh: bool) -> tuple[Case, ...]:
     """The cases to check: ``CASES``, and on a mesh ``MESH_CASES`` too."""
     return CASES + MESH_CASES if on_mesh else CASES

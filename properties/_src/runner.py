@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,10 +77,14 @@ def run(
     *,
     explicit_examples: bool = True,
     buckets: tuple[Bucket, ...] = BUCKETS,
+    before_call: Callable[[Update], None] | None = None,
     mesh: Mesh | None = None,
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
-    Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
+    Hypothesis stopped for another reason (a health check, a failure that does not recur).
+    ``before_call`` sees every update just before the implementation runs on it (replays of
+    a failure included), so a supervisor knows which update a crash or a hang belongs to.
+    With a ``mesh``, every update is placed on it."""
     recent: deque[Update] = deque(maxlen=KEPT_UPDATES)
     examples = 0
 
@@ -87,6 +92,13 @@ def run(
         nonlocal examples
         examples += 1
         recent.append(update)
+        if before_call is not None:
+            before_call(update)
+
+    def replay(update: Update) -> Failure | None:
+        if before_call is not None:
+            before_call(update)
+        return reproduce(implementation, case.prop, update, mesh)
 
     test = property_test(
         case,
@@ -102,10 +114,7 @@ def run(
         with with_reporter(lambda _: None):  # the report renders the counterexample itself
             test()
     except Exception as error:
-        failure = next(
-            (f for u in reversed(recent) if (f := reproduce(implementation, case.prop, u, mesh))),
-            None,
-        )
+        failure = next((f for u in reversed(recent) if (f := replay(u))), None)
         status, message = ("failed", None) if failure else ("error", _describe(error))
     else:
         status, failure, message = "passed", None, None
