@@ -59,7 +59,7 @@ def load(spec: str) -> Implementation:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ImplementationError(f"{spec!r}: cannot import {module_name!r}: {error}") from None
-    function = module
+    function: object = module
     for part in attribute.split("."):
         function = getattr(function, part, None)
         if function is None:
