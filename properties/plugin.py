@@ -7,6 +7,9 @@
   results are compared and which shapes the implementations take; a test reads them from the
   ``kvcache_check_options`` fixture (keyword arguments for ``check``/``assert_conforms``) or
   from ``compare(config)`` and ``constraints(config)``.
+* ``--kvcache-mesh pages=P,heads=H`` runs the property cases with every update placed on a
+  P x H device mesh (virtual CPU devices off a TPU), plus ``sharding-preserved``; the
+  ``kvcache_mesh`` fixture is that ``jax.sharding.Mesh``, or ``None``.
 * Tests marked ``tpu`` run natively on a TPU: they are deselected unless ``-m`` names ``tpu``,
   and skipped where JAX sees no TPU.
 * The report header names the implementations under test, JAX's backend and the Hypothesis
@@ -28,10 +31,12 @@ from properties._src.buckets import BUCKETS
 from properties._src.comparison import COMPARISONS
 from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, ImplementationError, load_all
+from properties._src.placement import MeshShape, ensure_cpu_devices
 
 FIXTURE = "kvcache_implementation"
 ENVIRONMENT = "KVCACHE_IMPL"
 _IMPLEMENTATIONS = pytest.StashKey[list[Implementation]]()
+_MESH_SHAPE = pytest.StashKey[MeshShape | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +63,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIM%K",
         help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
         "is a multiple of K (repeatable)",
+    )
+    group.addoption(
+        "--kvcache-mesh",
+        metavar="pages=P,heads=H",
+        help="place every update of the property cases on a P x H device mesh "
+        "(on CPU, virtual devices) and check that results keep their sharding",
     )
     parser.addini(
         "kvcache_impl",
@@ -95,15 +106,36 @@ def kvcache_check_options(request: pytest.FixtureRequest) -> dict:
     return {"compare": compare(request.config), "constraints": constraints(request.config)}
 
 
+def mesh_shape(config: pytest.Config) -> MeshShape | None:
+    """The ``--kvcache-mesh`` given, if any."""
+    return config.stash[_MESH_SHAPE]
+
+
+@pytest.fixture(scope="session")
+def kvcache_mesh(pytestconfig: pytest.Config):
+    """The device mesh of ``--kvcache-mesh``, or ``None``."""
+    shape = mesh_shape(pytestconfig)
+    if shape is None:
+        return None
+    try:
+        return shape.build()
+    except ValueError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "tpu: runs the kernel natively on a TPU (deselected unless -m tpu is given)"
     )
     try:
         config.stash[_IMPLEMENTATIONS] = load_all(specs(config))
+        text = config.getoption("--kvcache-mesh")
+        shape = config.stash[_MESH_SHAPE] = MeshShape.parse(text) if text else None
         fitting(BUCKETS, constraints(config))
     except (ImplementationError, ValueError) as error:
         raise pytest.UsageError(str(error)) from None
+    if shape:
+        ensure_cpu_devices(shape.devices)  # before JAX starts
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -112,8 +144,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"kvcache implementations under test: {names or f'none (--kvcache-impl or {ENVIRONMENT})'}",
         f"kvcache constraints: {', '.join(map(str, constraints(config))) or 'none'}; "
         f"compare: {compare(config)}",
-        f"jax {jax.__version__} on {jax.default_backend()}; "
-        f"hypothesis profile {settings.get_current_profile_name()!r}",
+        f"jax {jax.__version__} on {jax.default_backend()} ({jax.device_count()} devices); "
+        f"hypothesis profile {settings.get_current_profile_name()!r}"
+        + (f"; mesh {mesh_shape(config)}" if mesh_shape(config) else ""),
     ]
 
 

@@ -1,22 +1,28 @@
-"""Every case (a property on a tier) for every implementation under test."""
+"""Every case (a property on a tier) for every implementation under test; with
+``--kvcache-mesh``, on that mesh and with the mesh's own cases too."""
 
 from __future__ import annotations
 
 import pytest
 
-from properties._src.buckets import BUCKETS
-from properties._src.cases import CASES
-from properties._src.constraints import fitting
+from properties._src.api import fitting_buckets
+from properties._src.cases import all_cases
 from properties._src.hypothesis_test import property_test
+from properties.plugin import mesh_shape
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_property(kvcache_implementation, kvcache_check_options, case):
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    chosen = all_cases(mesh_shape(metafunc.config) is not None)
+    metafunc.parametrize("case", chosen, ids=[case.id for case in chosen])
+
+
+def test_property(kvcache_implementation, kvcache_mesh, kvcache_check_options, case, pytestconfig):
     constraints = kvcache_check_options["constraints"]
     property_test(
         case,
         kvcache_implementation,
-        buckets=fitting(BUCKETS, constraints),
+        buckets=fitting_buckets(constraints, mesh_shape(pytestconfig)),
         constraints=constraints,
         compare=kvcache_check_options["compare"],
+        mesh=kvcache_mesh,
     )()

@@ -10,11 +10,12 @@ from hypothesis import settings
 
 from oracle.contract import Tier, Update
 from properties._src import profiles
-from properties._src.buckets import BUCKETS
-from properties._src.cases import CASES, Case
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.cases import CASES, Case, all_cases
 from properties._src.comparison import require_comparison
 from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, as_implementation
+from properties._src.placement import MeshShape, as_mesh_shape
 from properties._src.report import render
 from properties._src.runner import run
 
@@ -83,6 +84,15 @@ def _settings(profile: str | settings | None, max_examples: int | None) -> setti
     return settings(base, max_examples=max_examples or base.max_examples, database=None)
 
 
+def fitting_buckets(
+    constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
+) -> tuple[Bucket, ...]:
+    """The buckets the constraints admit, and that split evenly over ``mesh``; ``ValueError``
+    naming the constraints if none does."""
+    required = mesh.constraints() if mesh else ()
+    return fitting(BUCKETS, parse_all((*constraints, *required)))
+
+
 def cases_on(tier: Tier | str | None, cases: Sequence[Case] = CASES) -> tuple[Case, ...]:
     """Those of ``cases`` on ``tier`` (``None``: both tiers), in order."""
     wanted = tiers_of(tier)
@@ -97,8 +107,9 @@ def check(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
-    cases: Sequence[Case] = CASES,
+    cases: Sequence[Case] | None = None,
     before_call: Callable[[Update], None] | None = None,
+    mesh: MeshShape | str | None = None,
     seed: int | None = None,
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
@@ -108,18 +119,24 @@ def check(
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
     ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
     restrict the shapes drawn to what the implementation's layout requires. ``cases`` narrows
-    what is checked to some of ``CASES``; ``before_call`` sees each update just before the
-    implementation is called on it (``kvcache-check``'s supervisor uses both). ``compare`` is
-    ``"bits"`` (every bit, the default) or ``"values"`` (any NaN equals any NaN, +0.0 equals
-    -0.0). ``seed`` fixes a non-derandomised profile's examples (a failure names its seed).
+    what is checked to some of ``CASES`` (default: all of them); ``before_call`` sees each
+    update just before the implementation is called on it (``kvcache-check``'s supervisor uses
+    both). ``mesh`` (``"pages=2,heads=4"``) places every update on a device mesh of those axis
+    sizes and draws only shapes that split evenly over it; by default it adds ``MESH_CASES``
+    (``sharding-preserved``) to the cases. ``compare`` is ``"bits"`` (every bit, the default) or
+    ``"values"`` (any NaN equals any NaN, +0.0 equals -0.0). ``seed`` fixes a non-derandomised
+    profile's examples (a failure names its seed).
     """
     require_comparison(compare)
     constraints = parse_all(constraints)
-    buckets = fitting(BUCKETS, constraints)
+    mesh_shape = as_mesh_shape(mesh)
+    buckets = fitting_buckets(constraints, mesh_shape)
+    device_mesh = mesh_shape.build() if mesh_shape else None
+    mesh_text = str(mesh_shape) if mesh_shape else None
     chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
     results = []
-    for case in cases_on(tier, cases):
+    for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
         outcome = run(
             chosen,
             case,
@@ -129,6 +146,7 @@ def check(
             compare=compare,
             seed=seed,
             before_call=before_call,
+            mesh=device_mesh,
         )
         text = (
             render(
@@ -138,6 +156,7 @@ def check(
                 diagnosis=outcome.diagnosis,
                 replay=outcome.replay,
                 compare=compare,
+                mesh=mesh_text,
             )
             if outcome.failure
             else outcome.error and f"{outcome.error}\nreplay: {outcome.replay}"
@@ -175,6 +194,7 @@ def assert_conforms(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    mesh: MeshShape | str | None = None,
     seed: int | None = None,
 ) -> None:
     """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
@@ -185,6 +205,7 @@ def assert_conforms(
         max_examples=max_examples,
         compare=compare,
         constraints=constraints,
+        mesh=mesh,
         seed=seed,
     )
     if not result.passed:

@@ -34,7 +34,9 @@ def canonical(array: np.ndarray, compare: str) -> np.ndarray:
     """``array`` as ``compare`` sees it: itself for bits; NaNs and zeros made one for values."""
     if compare == "bits" or not is_floating(array.dtype):
         return array
-    result = np.array(array, copy=True)
+    result = array.copy()  # of the same class, with what it remembers (a mesh's shardings)
+    if hasattr(array, "__dict__"):
+        result.__dict__.update(array.__dict__)
     with np.errstate(invalid="ignore"):  # signalling NaNs are what we are looking for
         result[np.isnan(result)] = np.nan
         result[result == 0] = 0

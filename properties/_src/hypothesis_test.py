@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hypothesis import Phase, example, given, settings
+from jax.sharding import Mesh
 
 from oracle.contract import Update
+from properties._src import placement
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import Case
 from properties._src.constraints import Constraint, admitted
@@ -31,6 +33,7 @@ def property_test(
     constraints: tuple[Constraint, ...] = (),
     compare: str = "bits",
     body: Callable[[Update], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> Callable[[], None]:
     """A zero-argument Hypothesis test checking ``case`` for ``implementation``.
 
@@ -38,12 +41,13 @@ def property_test(
     regression examples are skipped, so a failure must be found and shrunk by search.
     ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows);
     a regression example whose shape breaks one of ``constraints`` is skipped too, since the
-    implementation cannot take it. ``compare`` is ``"bits"`` or ``"values"``; ``body``
-    replaces the default check of one update (the runner judges examples its own way).
+    implementation cannot take it. With a ``mesh`` every update is placed on it (the buckets
+    must split evenly over it). ``compare`` is ``"bits"`` or ``"values"``; ``body`` replaces
+    the default check of one update (the runner judges examples its own way).
     """
 
     def check(update: Update) -> None:
-        case.prop.verify(update, call(implementation, update), compare)
+        case.prop.verify(update, call(implementation, update, mesh=mesh), compare)
 
     def test(update: Update) -> None:
         if observe is not None:
@@ -55,7 +59,11 @@ def property_test(
     test = given(updates(case.tier, buckets))(test)
     if explicit_examples:
         for regression in REGRESSIONS:
-            if case.tier <= regression.tier and admitted(Bucket.of(regression.update), constraints):
+            if (
+                case.tier <= regression.tier
+                and admitted(Bucket.of(regression.update), constraints)
+                and placement.fits(regression.update, mesh)
+            ):
                 test = example(regression.update)(test)
     if settings_ is not None or not explicit_examples:
         base = settings_ or settings()

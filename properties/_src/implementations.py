@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax._src.pallas.mosaic.interpret import interpret_pallas_call as tpu_interpreter
 from jax.experimental.pallas import tpu as pltpu
+from jax.sharding import Mesh
 
 from oracle.contract import Update
+from properties._src import placement
 from properties._src.isolation import clean_slate
 
 INTERPRET_PARAMS = pltpu.InterpretParams(
@@ -60,7 +61,7 @@ def load(spec: str) -> Implementation:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ImplementationError(f"{spec!r}: cannot import {module_name!r}: {error}") from None
-    function = module
+    function: object = module
     for part in attribute.split("."):
         function = getattr(function, part, None)
         if function is None:
@@ -128,26 +129,28 @@ def interpreting(*, detect_races: bool = True) -> contextlib.AbstractContextMana
 
 
 def call(
-    implementation: Implementation, update: Update, *, detect_races: bool = True
+    implementation: Implementation,
+    update: Update,
+    *,
+    mesh: Mesh | None = None,
+    detect_races: bool = True,
 ) -> np.ndarray:
     """Run ``implementation`` on fresh device copies of ``update``; return the cache on the host.
 
-    Each call starts from clean state (``isolation.clean_slate``): nothing an earlier call left
-    behind, an exception included, reaches it. Raises ``RaceDetected`` for a race seen by the
-    interpreter: JAX 0.10 flags it in the interpreter's state, newer JAX raises from inside the
-    kernel. ``detect_races=False`` turns the race detector off (to tell its own faults apart).
+    With a ``mesh``, the copies are placed on it (``placement``) and the result remembers its
+    sharding. Each call starts from clean state (``isolation.clean_slate``): nothing an earlier
+    call left behind, an exception included, reaches it. Raises ``RaceDetected`` for a race seen
+    by the interpreter: JAX 0.10 flags it in the interpreter's state, newer JAX raises from
+    inside the kernel. ``detect_races=False`` turns the race detector off (to tell its own
+    faults apart).
     """
     race = RaceDetected(f"{implementation}: the TPU interpreter detected a race")
     with clean_slate(), interpreting(detect_races=detect_races):
         try:
             result = implementation.function(
-                jnp.asarray(update.new_kv_tokens),
-                jnp.asarray(update.slice_indices),
-                jnp.asarray(update.kv_cache_pages),
-                jnp.asarray(update.total_update_slices),
-                page_size=update.page_size,
+                *placement.arguments(update, mesh), page_size=update.page_size
             )
-            result = np.asarray(jax.block_until_ready(result))
+            result = placement.to_host(jax.block_until_ready(result), mesh)
         except Exception as error:
             if "RACE DETECTED" in str(error):
                 raise race from error

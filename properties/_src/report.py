@@ -112,16 +112,25 @@ def _literal(array: np.ndarray) -> str:
     )
 
 
-def snippet(implementation: str, prop: str, update: Update, compare: str = "bits") -> str:
-    """A script that runs ``implementation`` on ``update`` and checks ``prop``."""
+def snippet(
+    implementation: str,
+    prop: str,
+    update: Update,
+    mesh: str | None = None,
+    compare: str = "bits",
+) -> str:
+    """A script that runs ``implementation`` on ``update`` (placed on ``mesh``, if given, as
+    ``"pages=P,heads=H"``) and checks ``prop``, comparing as ``compare`` says."""
     count = update.total_update_slices
+    on_mesh = f'MeshShape.parse("{mesh}").build()' if mesh else "None"
     return f"""\
 import jax.numpy as jnp
 import numpy as np
 
 from oracle.contract import Update
-from properties._src.cases import PROPERTIES
+from properties._src.cases import MESH_PROPERTIES, PROPERTIES
 from properties._src.implementations import call, load
+from properties._src.placement import MeshShape
 
 update = Update(
     new_kv_tokens={_literal(update.new_kv_tokens)},
@@ -130,8 +139,8 @@ update = Update(
     total_update_slices=np.array({count.tolist()}, dtype=np.{count.dtype}),
     page_size={update.page_size},
 )
-prop = next(p for p in PROPERTIES if p.name == "{prop}")
-prop.verify(update, call(load("{implementation}"), update), "{compare}")
+prop = next(p for p in PROPERTIES + MESH_PROPERTIES if p.name == "{prop}")
+prop.verify(update, call(load("{implementation}"), update, mesh={on_mesh}), "{compare}")
 """
 
 
@@ -139,6 +148,7 @@ def render(
     implementation: str,
     prop: str,
     failure: Failure,
+    mesh: str | None = None,
     *,
     diagnosis: Diagnosis | None = None,
     replay: str | None = None,
@@ -169,5 +179,5 @@ def render(
         ]
     if replay:
         lines.append(f"replay: {replay}")
-    lines += ["reproduce:", snippet(implementation, prop, update, compare)]
+    lines += ["reproduce:", snippet(implementation, prop, update, mesh, compare)]
     return "\n".join(lines)

@@ -24,6 +24,7 @@ import numpy as np
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.reporting import with_reporter
+from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src.attribution import attribute
@@ -102,11 +103,16 @@ def _result_failure(
 
 
 def judge(
-    implementation: Implementation, prop: Property, update: Update, compare: str = "bits"
+    implementation: Implementation,
+    prop: Property,
+    update: Update,
+    compare: str = "bits",
+    mesh: Mesh | None = None,
 ) -> Failure | None:
-    """Run ``update``; the ``Failure`` if ``prop`` rejects it or the call raised, else None."""
+    """Run ``update`` (on ``mesh``, if given); the ``Failure`` if ``prop`` rejects it or the
+    call raised, else None."""
     try:
-        actual = call(implementation, update)
+        actual = call(implementation, update, mesh=mesh)
     except Exception as error:
         raised = attribute(error)
         if not raised.interpreter_fault:
@@ -116,16 +122,16 @@ def judge(
                 f"the implementation raised {_describe(error)}",
                 single("raised", f"The implementation raised {raised}."),
             )
-        return _interpreter_fault(implementation, prop, update, compare, str(raised))
+        return _interpreter_fault(implementation, prop, update, compare, str(raised), mesh)
     return _result_failure(prop, update, actual, compare)
 
 
-def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Failure:
+def _interpreter_fault(implementation, prop, update, compare, raised: str, mesh) -> Failure:
     """JAX's interpreter faulted: the verdict is what the same call gives without races."""
     fault = f"JAX's TPU interpreter itself raised {raised} (its own code, not the implementation's)"
     headline = "JAX's TPU interpreter faulted (not the implementation)"
     try:
-        actual = call(implementation, update, detect_races=False)
+        actual = call(implementation, update, detect_races=False, mesh=mesh)
     except Exception as error:
         again = attribute(error)
         return Failure(
@@ -155,8 +161,9 @@ def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Fa
 class _Search:
     """One Hypothesis search: counts examples tried, keeps the findings."""
 
-    def __init__(self, implementation, case, compare, promote_soft: bool, before_call):
+    def __init__(self, implementation, case, compare, promote_soft: bool, before_call, mesh):
         self.implementation, self.case, self.compare = implementation, case, compare
+        self.mesh = mesh
         self.promote_soft, self.before_call = promote_soft, before_call
         self.examples = 0
         self.searching = True  # until the first raise: later calls are shrink steps
@@ -169,7 +176,7 @@ class _Search:
             self.examples += 1
         if self.before_call is not None:
             self.before_call(update)
-        failure = judge(self.implementation, self.case.prop, update, self.compare)
+        failure = judge(self.implementation, self.case.prop, update, self.compare, self.mesh)
         if failure is None:
             return
         failure = Failure(
@@ -212,17 +219,19 @@ def run(
     compare: str = "bits",
     seed: int | None = None,
     before_call: Callable[[Update], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> Outcome:
     """Check ``case``: "failed" with a shrunk counterexample, "error" for an interpreter
     fault or when Hypothesis stopped for another reason (a health check, a failure that does
     not recur). ``before_call`` sees every update just before the implementation runs on it
-    (shrink steps included), so a supervisor knows which update a crash or a hang belongs to."""
+    (shrink steps included), so a supervisor knows which update a crash or a hang belongs to.
+    With a ``mesh``, every update is placed on it."""
     if not settings_.derandomize and seed is None:
         seed = random.getrandbits(32)
     start = time.perf_counter()
 
     def search(promote_soft: bool) -> tuple[_Search, BaseException | None]:
-        searching = _Search(implementation, case, compare, promote_soft, before_call)
+        searching = _Search(implementation, case, compare, promote_soft, before_call, mesh)
         test = property_test(
             case,
             implementation,
@@ -231,6 +240,7 @@ def run(
             buckets=buckets,
             constraints=constraints,
             body=searching.body,
+            mesh=mesh,
         )
         if seed is not None:
             test = hypothesis_seed(seed)(test)
