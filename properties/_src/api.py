@@ -99,7 +99,8 @@ def check(
     restrict the shapes drawn to what the implementation's layout requires.
     """
     _require_supported(compare)
-    buckets = fitting(BUCKETS, parse_all(constraints))
+    constraints = parse_all(constraints)
+    buckets = fitting(BUCKETS, constraints)
     chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
     wanted = tiers_of(tier)
@@ -107,7 +108,7 @@ def check(
     for case in CASES:
         if case.tier not in wanted:
             continue
-        outcome = run(chosen, case, budget, buckets=buckets)
+        outcome = run(chosen, case, budget, buckets=buckets, constraints=constraints)
         text = render(chosen.name, case.prop.name, outcome.failure) if outcome.failure else None
         results.append(
             CaseResult(

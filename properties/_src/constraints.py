@@ -55,9 +55,14 @@ def parse_all(constraints: Iterable[str | Constraint]) -> tuple[Constraint, ...]
     return tuple(dict.fromkeys(parsed))
 
 
+def admitted(bucket: Bucket, constraints: tuple[Constraint, ...]) -> bool:
+    """Whether every constraint admits ``bucket``."""
+    return all(c.admits(bucket) for c in constraints)
+
+
 def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
     """The buckets every constraint admits; ``ValueError`` if there are none."""
-    kept = tuple(b for b in buckets if all(c.admits(b) for c in constraints))
+    kept = tuple(b for b in buckets if admitted(b, constraints))
     if not kept:
         raise ValueError(
             f"no shape satisfies {', '.join(map(str, constraints))}: nothing could be checked"

@@ -14,6 +14,7 @@ from hypothesis import Phase, example, given, settings
 from oracle.contract import Update
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import Case
+from properties._src.constraints import Constraint, admitted
 from properties._src.implementations import Implementation, call
 from properties._src.regressions import REGRESSIONS
 from properties._src.strategies import updates
@@ -27,12 +28,15 @@ def property_test(
     observe: Callable[[Update], None] | None = None,
     settings_: settings | None = None,
     buckets: tuple[Bucket, ...] = BUCKETS,
+    constraints: tuple[Constraint, ...] = (),
 ) -> Callable[[], None]:
     """A zero-argument Hypothesis test checking ``case`` for ``implementation``.
 
     ``observe`` sees every update before it is run. Without ``explicit_examples`` the
     regression examples are skipped, so a failure must be found and shrunk by search.
-    ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows).
+    ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows);
+    a regression example whose shape breaks one of ``constraints`` is skipped too, since the
+    implementation cannot take it.
     """
 
     def test(update: Update) -> None:
@@ -45,7 +49,7 @@ def property_test(
     test = given(updates(case.tier, buckets))(test)
     if explicit_examples:
         for regression in REGRESSIONS:
-            if case.tier <= regression.tier:
+            if case.tier <= regression.tier and admitted(Bucket.of(regression.update), constraints):
                 test = example(regression.update)(test)
     if settings_ is not None or not explicit_examples:
         base = settings_ or settings()

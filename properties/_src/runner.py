@@ -19,6 +19,7 @@ from hypothesis.reporting import with_reporter
 from oracle.contract import Update
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import Case, Property
+from properties._src.constraints import Constraint
 from properties._src.hypothesis_test import property_test
 from properties._src.implementations import Implementation, call
 
@@ -73,6 +74,7 @@ def run(
     *,
     explicit_examples: bool = True,
     buckets: tuple[Bucket, ...] = BUCKETS,
+    constraints: tuple[Constraint, ...] = (),
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
     Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
@@ -91,6 +93,7 @@ def run(
         observe=observe,
         settings_=settings(settings_, report_multiple_bugs=False),
         buckets=buckets,
+        constraints=constraints,
     )
     start = time.perf_counter()
     try:
