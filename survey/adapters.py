@@ -17,29 +17,38 @@ import numpy as np
 from survey.peers import Peer
 
 
-def one_device_mesh(axis: str) -> jax.sharding.Mesh:
-    """A mesh of the first device with one axis named ``axis``."""
-    return jax.sharding.Mesh(np.array(jax.devices()[:1]), (axis,))
+def ambient_mesh(axis: str | None) -> contextlib.AbstractContextManager:
+    """A one-device mesh with one axis named ``axis`` set as the ambient mesh (none without
+    an axis)."""
+    if axis is None:
+        return contextlib.nullcontext()
+    return jax.set_mesh(jax.sharding.Mesh(np.array(jax.devices()[:1]), (axis,)))
 
 
 def adapt(peer: Peer, function: Callable) -> Callable:
     """``function`` (the peer's own) behind the harness's protocol, as ``peer`` says."""
 
-    def update(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+    def mapped(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
         count = total_update_slices.reshape(1) if peer.count_as_one else total_update_slices
-        ambient = (
-            jax.set_mesh(one_device_mesh(peer.mesh_axis))
-            if peer.mesh_axis
-            else contextlib.nullcontext()
+        return function(
+            new_kv_tokens,
+            slice_indices,
+            kv_cache_pages,
+            count,
+            page_size=page_size,
+            **peer.keywords,
         )
-        with ambient:
-            return function(
+
+    call = jax.jit(mapped, static_argnames="page_size") if peer.jit else mapped
+
+    def update(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+        with ambient_mesh(peer.mesh_axis):
+            return call(
                 new_kv_tokens,
                 slice_indices,
                 kv_cache_pages,
-                count,
+                total_update_slices,
                 page_size=page_size,
-                **peer.keywords,
             )
 
     update.__name__ = update.__qualname__ = peer.key

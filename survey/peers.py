@@ -27,7 +27,9 @@ class Peer:
 
     ``keywords`` are passed to the peer's function as they are (its block size); ``count_as_one``
     reshapes the count to the ``[1]`` the peer indexes; ``mesh_axis`` names the axis of the
-    one-device mesh the peer reads from the ambient context.
+    one-device mesh the peer reads from the ambient context; ``jit`` compiles the call once per
+    shape, for a peer whose function is not jitted itself (its engine traces it inside a jitted
+    step; called eagerly, it would be traced and compiled again on every call).
     """
 
     key: str
@@ -40,6 +42,7 @@ class Peer:
     keywords: dict[str, int] = field(default_factory=dict)
     count_as_one: bool = False
     mesh_axis: str | None = None
+    jit: bool = False
 
     @property
     def module_name(self) -> str:
@@ -125,6 +128,7 @@ PEERS: tuple[Peer, ...] = (
         constraints=(LANE_ALIGNED, "columns%4", "heads%2"),
         count_as_one=True,
         mesh_axis="tensor",
+        jit=True,
     ),
     Peer(
         key="easydel_kv_cache_update",

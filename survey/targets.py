@@ -11,12 +11,16 @@ from collections.abc import Callable
 from survey import adapters, fetching, patching, peers
 
 
+def patched_text(peer: peers.Peer) -> str:
+    """The peer's file from its wheel (downloaded into the cache if absent), patched."""
+    text = fetching.read_member(fetching.wheel(peer.package, peer.version), peer.file)
+    return patching.apply(text, peer.patches, where=f"{peer.package} {peer.version} {peer.file}")
+
+
 def load(peer: peers.Peer) -> Callable:
     """The peer's own function, from its patched file."""
-    cache = fetching.cache_dir()
-    text = fetching.read_member(fetching.wheel(peer.package, peer.version, cache), peer.file)
-    patched = patching.apply(text, peer.patches, where=f"{peer.package} {peer.file}")
-    module = patching.load_module(peer.module_name, patched, cache / "patched")
+    directory = fetching.cache_dir() / "patched"
+    module = patching.load_module(peer.module_name, patched_text(peer), directory)
     return getattr(module, peer.function)
 
 
