@@ -19,6 +19,7 @@ from pathlib import Path
 from properties._src import compilation_cache, profiles
 from properties._src.api import TIERS, check
 from properties._src.buckets import BUCKETS
+from properties._src.comparison import COMPARISONS
 from properties._src.constraints import fitting, parse_all
 from properties._src.implementations import BUILTIN, ImplementationError, load_all
 
@@ -51,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
         help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
         "is a multiple of K (repeatable)",
     )
+    parser.add_argument(
+        "--compare",
+        choices=COMPARISONS,
+        default="bits",
+        help="bits: every bit must match (default); values: any NaN equals any NaN, "
+        "+0.0 equals -0.0, everything else exact",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="the seed of a non-derandomised profile (a failure names it)"
+    )
     parser.add_argument("--json", metavar="FILE", type=Path, help="also write the results here")
     parser.add_argument(
         "--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes"
@@ -66,21 +77,33 @@ def _positive(text: str) -> int:
 
 
 def check_implementation(
-    spec: str, profile: str, max_examples: int | None, tier, constraints: tuple[str, ...]
+    spec: str,
+    profile: str,
+    max_examples: int | None,
+    tier,
+    constraints: tuple[str, ...],
+    compare: str = "bits",
+    seed: int | None = None,
 ) -> dict:
     """One implementation's results as JSON-ready data (run in a worker process)."""
     # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
     logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
     compilation_cache.enable()  # in each worker process: JAX's settings are per process
     return check(
-        spec, tier=tier, profile=profile, max_examples=max_examples, constraints=constraints
+        spec,
+        tier=tier,
+        profile=profile,
+        max_examples=max_examples,
+        constraints=constraints,
+        compare=compare,
+        seed=seed,
     ).as_dict()
 
 
 def _check_all(
-    specs: list[str], profile: str, max_examples, tier, constraints, jobs: int
+    specs: list[str], profile: str, max_examples, tier, constraints, jobs: int, compare, seed
 ) -> list[dict]:
-    arguments = [(spec, profile, max_examples, tier, constraints) for spec in specs]
+    arguments = [(spec, profile, max_examples, tier, constraints, compare, seed) for spec in specs]
     if jobs == 1 or len(specs) == 1:
         return [check_implementation(*a) for a in arguments]
     context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
@@ -124,12 +147,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.json and not args.json.parent.is_dir():
         parser.error(f"--json {args.json}: no directory {args.json.parent}")
-    constraints = tuple(args.constraint)
     try:
+        constraints = tuple(str(c) for c in parse_all(args.constraint))
         fitting(BUCKETS, parse_all(constraints))
     except ValueError as error:
         parser.error(str(error))
-    results = _check_all(specs, args.profile, args.max_examples, args.tier, constraints, args.jobs)
+    results = _check_all(
+        specs,
+        args.profile,
+        args.max_examples,
+        args.tier,
+        constraints,
+        args.jobs,
+        args.compare,
+        args.seed,
+    )
+    print(f"constraints: {', '.join(constraints) or 'none'}; compare: {args.compare}")
     print(_table(results))
     bad = [(i["name"], r) for i in results for r in i["results"] if r["status"] != "passed"]
     for name, r in bad:
@@ -139,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = f"{len(bad)} of {total} checks did not pass" if bad else f"all {total} checks passed"
     print(f"\n{verdict} (profile {args.profile})")
     if args.json:
-        args.json.write_text(json.dumps({"implementations": results}, indent=2) + "\n")
+        report = {"implementations": results, "constraints": list(constraints)}
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 1 if bad else 0
 
 

@@ -12,20 +12,21 @@ from oracle.contract import Tier
 from properties._src import profiles
 from properties._src.buckets import BUCKETS
 from properties._src.cases import CASES
+from properties._src.comparison import require_comparison
 from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, as_implementation
 from properties._src.report import render
 from properties._src.runner import run
 
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
-COMPARISONS = ("bits",)  # how a result is compared with the oracle
 STATUSES = ("passed", "failed", "error")
 
 
 @dataclass(frozen=True)
 class CaseResult:
     """The verdict of one property on one tier; ``counterexample`` is the rendered failure
-    (or the error) for any status but ``passed``."""
+    (or the error) for any status but ``passed``; ``diagnosis`` names what kind of failure it
+    is (``diagnosis.CODES``; empty when passed)."""
 
     property: str
     tier: str
@@ -33,9 +34,12 @@ class CaseResult:
     examples: int
     seconds: float
     counterexample: str | None
+    diagnosis: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["diagnosis"] = list(self.diagnosis)
+        return data
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,6 @@ def _settings(profile: str | settings | None, max_examples: int | None) -> setti
     return settings(base, max_examples=max_examples or base.max_examples, database=None)
 
 
-def _require_supported(compare: str) -> None:
-    if compare not in COMPARISONS:
-        raise ValueError(f"unknown comparison {compare!r}; choose one of {', '.join(COMPARISONS)}")
-
-
 def check(
     implementation: Implementation | Callable | str,
     *,
@@ -89,6 +88,7 @@ def check(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    seed: int | None = None,
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
@@ -96,9 +96,11 @@ def check(
     total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
     ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
-    restrict the shapes drawn to what the implementation's layout requires.
+    restrict the shapes drawn to what the implementation's layout requires. ``compare`` is
+    ``"bits"`` (every bit, the default) or ``"values"`` (any NaN equals any NaN, +0.0 equals
+    -0.0). ``seed`` fixes a non-derandomised profile's examples (a failure names its seed).
     """
-    _require_supported(compare)
+    require_comparison(compare)
     constraints = parse_all(constraints)
     buckets = fitting(BUCKETS, constraints)
     chosen = as_implementation(implementation)
@@ -108,8 +110,27 @@ def check(
     for case in CASES:
         if case.tier not in wanted:
             continue
-        outcome = run(chosen, case, budget, buckets=buckets, constraints=constraints)
-        text = render(chosen.name, case.prop.name, outcome.failure) if outcome.failure else None
+        outcome = run(
+            chosen,
+            case,
+            budget,
+            buckets=buckets,
+            constraints=constraints,
+            compare=compare,
+            seed=seed,
+        )
+        text = (
+            render(
+                chosen.name,
+                case.prop.name,
+                outcome.failure,
+                diagnosis=outcome.diagnosis,
+                replay=outcome.replay,
+                compare=compare,
+            )
+            if outcome.failure
+            else outcome.error and f"{outcome.error}\nreplay: {outcome.replay}"
+        )
         results.append(
             CaseResult(
                 property=case.prop.name,
@@ -117,7 +138,8 @@ def check(
                 status=outcome.status,
                 examples=outcome.examples,
                 seconds=round(outcome.seconds, 3),
-                counterexample=text or outcome.error,
+                counterexample=text,
+                diagnosis=outcome.diagnosis.codes,
             )
         )
     return CheckResult(chosen.name, tuple(results))
@@ -139,6 +161,7 @@ def assert_conforms(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    seed: int | None = None,
 ) -> None:
     """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
     result = check(
@@ -148,6 +171,7 @@ def assert_conforms(
         max_examples=max_examples,
         compare=compare,
         constraints=constraints,
+        seed=seed,
     )
     if not result.passed:
         raise AssertionError(

@@ -29,6 +29,8 @@ def property_test(
     settings_: settings | None = None,
     buckets: tuple[Bucket, ...] = BUCKETS,
     constraints: tuple[Constraint, ...] = (),
+    compare: str = "bits",
+    body: Callable[[Update], None] | None = None,
 ) -> Callable[[], None]:
     """A zero-argument Hypothesis test checking ``case`` for ``implementation``.
 
@@ -36,13 +38,17 @@ def property_test(
     regression examples are skipped, so a failure must be found and shrunk by search.
     ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows);
     a regression example whose shape breaks one of ``constraints`` is skipped too, since the
-    implementation cannot take it.
+    implementation cannot take it. ``compare`` is ``"bits"`` or ``"values"``; ``body``
+    replaces the default check of one update (the runner judges examples its own way).
     """
+
+    def check(update: Update) -> None:
+        case.prop.verify(update, call(implementation, update), compare)
 
     def test(update: Update) -> None:
         if observe is not None:
             observe(update)
-        case.prop.check(update, call(implementation, update))
+        (body or check)(update)
 
     test.__name__ = case.id.replace("-", "_")
     test.__qualname__ = test.__name__
