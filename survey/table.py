@@ -11,10 +11,10 @@ HEADER = ("peer", "function", "tier", "verdicts", "seconds")
 
 
 def verdict(result: dict) -> str:
-    """``property: status`` with the diagnosis in brackets when there is one."""
+    """``property: status`` with the harness's diagnosis codes in brackets when it gives any."""
     text = f"{result['property']}: {result['status']}"
-    if result["status"] != "passed" and result.get("diagnosis"):
-        text += f" [{result['diagnosis']}]"
+    if result.get("diagnosis"):
+        text += f" [{', '.join(result['diagnosis'])}]"
     return text
 
 

@@ -143,14 +143,14 @@ def test_the_table_shows_each_tier_its_verdicts_and_diagnoses():
             "tier": "serving",
             "status": "failed",
             "seconds": 2.0,
-            "diagnosis": "padding-copied",
+            "diagnosis": ["padding-copied", "values"],
         },
     ]
     peer = peers.by_key("sglang_jax_kv_cache_update")
     text = table.render([running.PeerRun(peer, results, 1, "", 5.0)])
     general, serving = text.splitlines()[1:3]
     assert "general" in general and "matches-oracle: passed" in general
-    assert "matches-oracle: failed [padding-copied]" in serving
+    assert "matches-oracle: failed [padding-copied, values]" in serving
     assert "exit 1" in text and "heads%2" in text
     missing = table.render([running.PeerRun(peer, None, 2, "x\nkvcache-check: error: bad", 1.0)])
     assert "not checked: kvcache-check: error: bad" in missing
