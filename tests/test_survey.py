@@ -164,3 +164,10 @@ def test_a_jitted_adapter_traces_the_peer_once_per_shape_under_its_mesh():
         result = update(*protocol_arguments((1,)), page_size=4)
     assert len(calls) == 1 and calls[0][2] == ("tensor",)
     assert (result == 1).all()
+
+
+def test_a_wheel_pip_cannot_get_is_a_fetch_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # offline: pip looks only in an empty folder
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    with pytest.raises(fetching.FetchError, match=r"sglang-jax==0\.0\.1\.post1"):
+        fetching.wheel("sglang-jax", "0.0.1.post1", tmp_path / "cache")
