@@ -23,6 +23,7 @@ import numpy as np
 
 from oracle.contract import Update
 from oracle.reference import reference_update
+from properties._src.cases import bits
 from properties._src.comparison import is_floating
 
 CODES = (
@@ -72,15 +73,10 @@ def single(code: str, sentence: str) -> Diagnosis:
     return Diagnosis(((code, sentence),))
 
 
-def bits(array: np.ndarray) -> np.ndarray:
-    """The array's bit patterns, so NaN payloads and -0.0 compare exactly."""
-    return np.ascontiguousarray(array).view(f"u{array.dtype.itemsize}")
-
-
 def ranges(indices) -> str:
     """``[3, 4, 5, 9]`` as ``"3-5, 9"``."""
-    indices, parts = sorted(int(i) for i in indices), []
-    for i in indices:
+    parts: list[list[int]] = []
+    for i in sorted(int(i) for i in indices):
         if parts and parts[-1][1] == i - 1:
             parts[-1][1] = i
         else:
@@ -121,7 +117,7 @@ def _padding_sources(update: Update, row: int) -> list[tuple[int, int]]:
     return found
 
 
-def _holds(update: Update, expected: np.ndarray, actual: np.ndarray, row: int, keys) -> _Holds:
+def _holds(update: Update, actual: np.ndarray, row: int, keys) -> _Holds:
     got = bits(actual[row]).tobytes()
     token_bits = bits(update.new_kv_tokens).reshape(update.new_kv_tokens.shape[0], -1)
     for column, token in _padding_sources(update, row):
@@ -187,7 +183,8 @@ def _should(rows: list[int], owner: np.ndarray) -> str:
     return f"column {column} writes {it}" if column >= 0 else f"no real column writes {it}"
 
 
-def _owners(update: Update) -> np.ndarray:
+def owners(update: Update) -> np.ndarray:
+    """For each cache row, the real column writing it, or -1."""
     owner = np.full(update.kv_cache_pages.shape[0], -1)
     for column, dst, _, length in update.columns():
         owner[dst : dst + length] = column
@@ -219,23 +216,23 @@ def explain(update: Update, actual: np.ndarray) -> Diagnosis:
             (zero_only, "signed-zero", "zeros of the other sign than the oracle's"),
         ):
             if mask.any():
-                rows = np.flatnonzero(mask.any(axis=per_row))
+                masked = np.flatnonzero(mask.any(axis=per_row))
                 found += single(
                     code,
-                    f"{_rows_word(rows).capitalize()} {'holds' if len(rows) == 1 else 'hold'} "
+                    f"{_rows_word(masked).capitalize()} {'holds' if len(masked) == 1 else 'hold'} "
                     f"{int(mask.sum())} {what}; "
                     f"compared by value they agree.",
                 )
-    rows = np.flatnonzero(value_differs.any(axis=per_row)).tolist()
+    rows = [int(r) for r in np.flatnonzero(value_differs.any(axis=per_row))]
     if not rows:
         return found
-    owner = _owners(update)
+    owner = owners(update)
     keys = {
         "token": _row_keys(update.new_kv_tokens),
         "cache": _row_keys(update.kv_cache_pages),
         "expected": _row_keys(expected),
     }
-    holds = [_holds(update, expected, actual, r, keys) for r in rows]
+    holds = [_holds(update, actual, r, keys) for r in rows]
     for run_rows, first in _runs(rows, holds, owner):
         written = owner[run_rows[0]] >= 0
         code = (

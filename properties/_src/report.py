@@ -10,7 +10,7 @@ import numpy as np
 from oracle.contract import Update
 from oracle.reference import reference_update
 from properties._src.cases import bits, differing_rows
-from properties._src.diagnosis import Diagnosis
+from properties._src.diagnosis import Diagnosis, owners
 from properties._src.runner import Failure
 
 CELLS_PER_LINE = 64
@@ -46,17 +46,9 @@ def _columns(update: Update) -> list[str]:
     return lines
 
 
-def _owners(update: Update) -> np.ndarray:
-    """For each cache row, the real column writing it, or -1."""
-    owner = np.full(update.kv_cache_pages.shape[0], -1)
-    for column, dst, _, length in update.columns():
-        owner[dst : dst + length] = column
-    return owner
-
-
 def _pages(update: Update, differs: np.ndarray) -> list[str]:
     """One line per page that is written or differs: a cell per row."""
-    ps, owner = update.page_size, _owners(update)
+    ps, owner = update.page_size, owners(update)
     lines, skipped = [], 0
     for page in range(len(owner) // ps):
         rows = range(page * ps, (page + 1) * ps)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +123,7 @@ def judge(
 def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Failure:
     """JAX's interpreter faulted: the verdict is what the same call gives without races."""
     fault = f"JAX's TPU interpreter itself raised {raised} (its own code, not the implementation's)"
+    headline = "JAX's TPU interpreter faulted (not the implementation)"
     try:
         actual = call(implementation, update, detect_races=False)
     except Exception as error:
@@ -129,7 +131,7 @@ def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Fa
         return Failure(
             update,
             None,
-            fault,
+            headline,
             single(
                 "interpreter-fault",
                 f"{fault}; with race detection off it raises {again} as well.",
@@ -140,7 +142,7 @@ def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Fa
         return Failure(
             update,
             None,
-            fault,
+            headline,
             single(
                 "interpreter-fault",
                 f"{fault}; with race detection off the result matches the oracle.",
@@ -153,9 +155,9 @@ def _interpreter_fault(implementation, prop, update, compare, raised: str) -> Fa
 class _Search:
     """One Hypothesis search: counts examples tried, keeps the findings."""
 
-    def __init__(self, implementation, case, compare, promote_soft: bool):
+    def __init__(self, implementation, case, compare, promote_soft: bool, before_call):
         self.implementation, self.case, self.compare = implementation, case, compare
-        self.promote_soft = promote_soft
+        self.promote_soft, self.before_call = promote_soft, before_call
         self.examples = 0
         self.searching = True  # until the first raise: later calls are shrink steps
         self.last_raised: Failure | None = None
@@ -165,6 +167,8 @@ class _Search:
     def body(self, update: Update) -> None:
         if self.searching:
             self.examples += 1
+        if self.before_call is not None:
+            self.before_call(update)
         failure = judge(self.implementation, self.case.prop, update, self.compare)
         if failure is None:
             return
@@ -207,16 +211,18 @@ def run(
     constraints: tuple[Constraint, ...] = (),
     compare: str = "bits",
     seed: int | None = None,
+    before_call: Callable[[Update], None] | None = None,
 ) -> Outcome:
     """Check ``case``: "failed" with a shrunk counterexample, "error" for an interpreter
     fault or when Hypothesis stopped for another reason (a health check, a failure that does
-    not recur)."""
+    not recur). ``before_call`` sees every update just before the implementation runs on it
+    (shrink steps included), so a supervisor knows which update a crash or a hang belongs to."""
     if not settings_.derandomize and seed is None:
         seed = random.getrandbits(32)
     start = time.perf_counter()
 
     def search(promote_soft: bool) -> tuple[_Search, BaseException | None]:
-        searching = _Search(implementation, case, compare, promote_soft)
+        searching = _Search(implementation, case, compare, promote_soft, before_call)
         test = property_test(
             case,
             implementation,
