@@ -22,7 +22,6 @@ import jax
 
 from properties._src import compilation_cache
 from properties._src.cases import CASES
-from properties._src.hypothesis_test import property_test
 from properties._src.implementations import Implementation, builtin
 from properties._src.profiles import PROFILES
 
@@ -32,7 +31,7 @@ def run_cases(implementation: Implementation, profile: str, cases=CASES) -> list
     results = []
     for case in cases:
         seen = []
-        test = property_test(case, implementation, observe=seen.append, settings_=PROFILES[profile])
+        test = case.build(implementation, observe=seen.append, settings_=PROFILES[profile])
         start = time.perf_counter()
         test()
         results.append((len(seen), time.perf_counter() - start))

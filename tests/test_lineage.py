@@ -8,11 +8,10 @@ from hypothesis import settings
 
 from oracle.contract import Tier, Update
 from properties._src.buckets import BUCKETS, Bucket
-from properties._src.cases import PROPERTIES, Case
-from properties._src.hypothesis_test import property_test
+from properties._src.checks import MATCHES_ORACLE
 from properties._src.implementations import load
+from properties._src.property_case import PropertyCase
 
-MATCHES_ORACLE = next(p for p in PROPERTIES if p.name == "matches-oracle")
 SEARCH = settings(
     max_examples=300, derandomize=True, database=None, deadline=None, report_multiple_bugs=False
 )
@@ -21,8 +20,7 @@ SEARCH = settings(
 def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = BUCKETS) -> Update:
     """Run matches-oracle without the regression examples; return the last (shrunk) update."""
     seen: list[Update] = []
-    test = property_test(
-        Case(MATCHES_ORACLE, tier),
+    test = PropertyCase(MATCHES_ORACLE, tier).build(
         load(spec),
         explicit_examples=False,
         observe=seen.append,

@@ -1,13 +1,12 @@
-"""Every case (a property on a tier) for every implementation under test."""
+"""Every case in ``CASES`` for every implementation under test."""
 
 from __future__ import annotations
 
 import pytest
 
 from properties._src.cases import CASES
-from properties._src.hypothesis_test import property_test
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_property(kvcache_implementation, case):
-    property_test(case, kvcache_implementation)()
+    case.build(kvcache_implementation)()

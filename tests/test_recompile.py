@@ -8,9 +8,9 @@ from hypothesis import settings
 from kvcache import kv_cache_update, kv_cache_update_jax
 from oracle.contract import Tier, Update
 from properties._src.buckets import BUCKETS
-from properties._src.cases import PROPERTIES, Case
-from properties._src.hypothesis_test import property_test
+from properties._src.checks import MATCHES_ORACLE
 from properties._src.implementations import load
+from properties._src.property_case import PropertyCase
 
 JITTED = {
     "kvcache:kv_cache_update_jax": kv_cache_update_jax,
@@ -29,8 +29,7 @@ def test_one_compilation_per_static_shape(spec):
         signatures.add((update.total_update_slices.shape, update.kv_cache_pages.dtype))
 
     before = function._cache_size()
-    property_test(
-        Case(PROPERTIES[0], Tier.GENERAL),
+    PropertyCase(MATCHES_ORACLE, Tier.GENERAL).build(
         load(spec),
         explicit_examples=False,
         observe=observe,

@@ -108,10 +108,10 @@ def check(
         if case.tier not in wanted:
             continue
         outcome = run(chosen, case, budget, buckets=buckets)
-        text = render(chosen.name, case.prop.name, outcome.failure) if outcome.failure else None
+        text = render(chosen.name, outcome.failure) if outcome.failure else None
         results.append(
             CaseResult(
-                property=case.prop.name,
+                property=case.name,
                 tier=case.tier.name.lower(),
                 status=outcome.status,
                 examples=outcome.examples,

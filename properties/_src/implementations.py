@@ -2,7 +2,9 @@
 
 An implementation is any callable
 ``f(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size)``
-returning the updated cache. ``call`` runs it on one ``Update``. Off a TPU, every Pallas TPU
+returning the updated cache. ``call`` runs it on one ``Update``, in one of two calling
+modes: eagerly, or as a serving engine calls it, inside ``jax.jit`` with every array traced
+(``page_size`` static) and the cache donated. Off a TPU, every Pallas TPU
 kernel it launches runs in the TPU interpreter with out-of-bounds reads raising,
 uninitialised memory as NaN and race detection on, without the implementation knowing.
 """
@@ -16,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax._src.pallas.mosaic.interpret import interpret_pallas_call as tpu_interpreter
 from jax.experimental.pallas import tpu as pltpu
@@ -26,6 +27,14 @@ from oracle.contract import Update
 INTERPRET_PARAMS = pltpu.InterpretParams(
     detect_races=True, out_of_bounds_reads="raise", uninitialized_memory="nan"
 )
+
+
+EAGER = "eager"
+JIT_DONATED = "jit-donated"
+CALL_MODES = (EAGER, JIT_DONATED)
+"""How ``call`` runs an implementation: as it is, or inside ``jax.jit`` with the cache donated."""
+
+MODE_PHRASES = {EAGER: "called eagerly", JIT_DONATED: "under jax.jit with a donated cache"}
 
 
 class ImplementationError(Exception):
@@ -123,23 +132,48 @@ def interpreting() -> contextlib.AbstractContextManager:
     return pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS)
 
 
-def call(implementation: Implementation, update: Update) -> np.ndarray:
-    """Run ``implementation`` on fresh device copies of ``update``; return the cache on the host.
+_JITTED: dict[int, tuple[Callable, Callable]] = {}  # id(function) -> (function, its jit)
+
+
+def jitted(implementation: Implementation) -> Callable:
+    """``implementation`` inside ``jax.jit``: every array traced, ``page_size`` static, the
+    cache (argument 2) donated. One wrapper per implementation, so JAX compiles it once per
+    static shape however many examples run."""
+    function = implementation.function
+    kept = _JITTED.get(id(function))
+    if kept is None or kept[0] is not function:  # keyed by id: callables need not be hashable
+
+        def traced(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size):
+            return function(
+                new_kv_tokens,
+                slice_indices,
+                kv_cache_pages,
+                total_update_slices,
+                page_size=page_size,
+            )
+
+        kept = (function, jax.jit(traced, static_argnames="page_size", donate_argnums=2))
+        _JITTED[id(function)] = kept
+    return kept[1]
+
+
+def call(implementation: Implementation, update: Update, mode: str = EAGER) -> np.ndarray:
+    """Run ``implementation`` on fresh device copies of ``update``, called as ``mode`` says
+    (one of ``CALL_MODES``); return the cache on the host.
 
     Raises ``RaceDetected`` for a race seen by the interpreter: JAX 0.10 flags it in the
     interpreter's state, newer JAX raises from inside the kernel.
     """
+    if mode not in CALL_MODES:
+        raise ValueError(f"unknown calling mode {mode!r}; choose one of {', '.join(CALL_MODES)}")
     race = RaceDetected(f"{implementation}: the TPU interpreter detected a race")
     with interpreting():
         pltpu.reset_tpu_interpret_mode_state()  # clean after an earlier kernel's exception
+        function = jitted(implementation) if mode == JIT_DONATED else implementation.function
+        # A transfer: unlike jnp.asarray, it compiles no program per shape.
+        arrays = jax.device_put(update.arrays())
         try:
-            result = implementation.function(
-                jnp.asarray(update.new_kv_tokens),
-                jnp.asarray(update.slice_indices),
-                jnp.asarray(update.kv_cache_pages),
-                jnp.asarray(update.total_update_slices),
-                page_size=update.page_size,
-            )
+            result = function(*arrays, page_size=update.page_size)
             result = np.asarray(jax.block_until_ready(result))
         except Exception as error:
             if "RACE DETECTED" in str(error):

@@ -9,8 +9,11 @@ import numpy as np
 
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties._src.cases import bits, differing_rows
-from properties._src.runner import Failure
+from properties._src.checks import bits, differing_rows
+from properties._src.implementations import EAGER
+from properties._src.steps import Failure
+
+STEPS_REPLAYED = 3  # earlier steps of a sequence written into the snippet, at most
 
 CELLS_PER_LINE = 64
 ROWS_SHOWN = 8
@@ -111,30 +114,53 @@ def _literal(array: np.ndarray) -> str:
     )
 
 
-def snippet(implementation: str, prop: str, update: Update) -> str:
-    """A script that runs ``implementation`` on ``update`` and checks ``prop``."""
+def _update_literal(update: Update) -> str:
     count = update.total_update_slices
-    return f"""\
-import jax.numpy as jnp
-import numpy as np
-
-from oracle.contract import Update
-from properties._src.cases import PROPERTIES
-from properties._src.implementations import call, load
-
-update = Update(
+    return f"""Update(
     new_kv_tokens={_literal(update.new_kv_tokens)},
     slice_indices=np.array({update.slice_indices.tolist()}, dtype=np.int32),
     kv_cache_pages={_literal(update.kv_cache_pages)},
     total_update_slices=np.array({count.tolist()}, dtype=np.{count.dtype}),
     page_size={update.page_size},
-)
-prop = next(p for p in PROPERTIES if p.name == "{prop}")
-prop.check(update, call(load("{implementation}"), update))
-"""
+)"""
 
 
-def render(implementation: str, prop: str, failure: Failure) -> str:
+def _mode_argument(mode: str) -> str:
+    return "" if mode == EAGER else f", mode={mode!r}"
+
+
+def snippet(implementation: str, failure: Failure) -> str:
+    """A script that runs ``implementation`` on the failing update, called as it was, after
+    the steps before it in its sequence (the last few), and checks the property it broke."""
+    before = failure.before[-STEPS_REPLAYED:]
+    lines = [
+        "import jax.numpy as jnp",
+        "import numpy as np",
+        "",
+        "from oracle.contract import Update",
+        "from properties._src.checks import PROPERTIES",
+        "from properties._src.implementations import call, load",
+        "",
+        f'implementation = load("{implementation}")',
+    ]
+    if len(failure.before) > len(before):
+        lines.append(
+            f"# {len(failure.before) - len(before)} earlier steps of the sequence left out"
+        )
+    for step in before:
+        lines += [
+            f"# {step}",
+            f"call(implementation, {_update_literal(step.update)}{_mode_argument(step.mode)})",
+        ]
+    lines += [
+        f"update = {_update_literal(failure.update)}",
+        f'prop = next(p for p in PROPERTIES if p.name == "{failure.prop}")',
+        f"prop.check(update, call(implementation, update{_mode_argument(failure.mode)}))",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render(implementation: str, failure: Failure) -> str:
     """The whole counterexample as text."""
     update, actual = failure.update, failure.actual
     expected = reference_update(*update.arrays(), page_size=update.page_size)
@@ -151,5 +177,5 @@ def render(implementation: str, prop: str, failure: Failure) -> str:
             "rows that differ:",
             *_row_diffs(expected, actual, np.flatnonzero(differs), update.page_size),
         ]
-    lines += ["reproduce:", snippet(implementation, prop, update)]
+    lines += ["reproduce:", snippet(implementation, failure)]
     return "\n".join(lines)

@@ -1,9 +1,9 @@
-"""Run one case (a property on a tier) for one implementation, and keep what a report needs.
+"""Run one case for one implementation, and keep what a report needs.
 
-``property_test`` raises whatever Hypothesis raises; this module turns that into a verdict.
-The failing update is found again among the last updates observed (Hypothesis replays the
-shrunk example last) by re-running them, so the counterexample, the result and the message
-always belong together.
+A case's test raises whatever Hypothesis raises; this module turns that into a verdict.
+The failing example (an update, or a sequence of steps) is found again among the last
+examples observed (Hypothesis replays the shrunk example last) by having the case reproduce
+them, so the counterexample, the result and the message always belong together.
 """
 
 from __future__ import annotations
@@ -11,27 +11,17 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 from hypothesis import settings
 from hypothesis.reporting import with_reporter
 
-from oracle.contract import Update
 from properties._src.buckets import BUCKETS, Bucket
-from properties._src.cases import Case, Property
-from properties._src.hypothesis_test import property_test
-from properties._src.implementations import Implementation, call
+from properties._src.cases import Case
+from properties._src.implementations import Implementation
+from properties._src.steps import Failure, describe_error
 
-KEPT_UPDATES = 16  # how far back to look for the failing update
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An update the property rejects: the result (``None`` if the call raised) and why."""
-
-    update: Update
-    actual: np.ndarray | None
-    message: str
+KEPT_EXAMPLES = 16  # how far back to look for the failing example
 
 
 @dataclass(frozen=True)
@@ -46,26 +36,6 @@ class Outcome:
     error: str | None = None
 
 
-def _describe(error: BaseException) -> str:
-    """The error's type and message; of a long message (a traceback inside), its last line."""
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {' ... '.join(lines[:1] + lines[-1:]) if len(lines) > 1 else str(error)}"
-
-
-def reproduce(implementation: Implementation, prop: Property, update: Update) -> Failure | None:
-    """Run ``update`` again; the ``Failure`` if ``prop`` rejects it (a raise counts), else None."""
-    try:
-        actual = call(implementation, update)
-    except Exception as error:
-        return Failure(update, None, f"the implementation raised {_describe(error)}")
-    try:
-        prop.check(update, actual)
-    except Exception as error:
-        message = str(error) if isinstance(error, AssertionError) else _describe(error)
-        return Failure(update, actual, message)
-    return None
-
-
 def run(
     implementation: Implementation,
     case: Case,
@@ -76,16 +46,15 @@ def run(
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
     Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
-    recent: deque[Update] = deque(maxlen=KEPT_UPDATES)
+    recent: deque[Any] = deque(maxlen=KEPT_EXAMPLES)
     examples = 0
 
-    def observe(update: Update) -> None:
+    def observe(example: Any) -> None:
         nonlocal examples
         examples += 1
-        recent.append(update)
+        recent.append(example)
 
-    test = property_test(
-        case,
+    test = case.build(
         implementation,
         explicit_examples=explicit_examples,
         observe=observe,
@@ -98,9 +67,9 @@ def run(
             test()
     except Exception as error:
         failure = next(
-            (f for u in reversed(recent) if (f := reproduce(implementation, case.prop, u))), None
+            (f for e in reversed(recent) if (f := case.reproduce(implementation, e))), None
         )
-        status, message = ("failed", None) if failure else ("error", _describe(error))
+        status, message = ("failed", None) if failure else ("error", describe_error(error))
     else:
         status, failure, message = "passed", None, None
     seconds = time.perf_counter() - start

@@ -1,0 +1,86 @@
+"""A property checked on one tier: each example is one update, run in every calling mode.
+
+The same test function serves pytest (which calls it and lets Hypothesis report) and
+``kvcache-check`` (which calls it, catches the failure and reproduces the last updates seen,
+the shrunk one among them, since Hypothesis replays the minimal failing example last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hypothesis import Phase, example, given, settings
+
+from oracle.contract import Tier, Update
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.checks import Property
+from properties._src.implementations import CALL_MODES, Implementation
+from properties._src.regressions import REGRESSIONS
+from properties._src.steps import Failure, Step, checked, replay
+from properties._src.strategies import updates
+
+
+@dataclass(frozen=True)
+class PropertyCase:
+    """``prop`` on ``tier``: every drawn update runs eagerly and under ``jax.jit`` with a
+    donated cache, and both results must have the property."""
+
+    prop: Property
+    tier: Tier
+
+    @property
+    def name(self) -> str:
+        return self.prop.name
+
+    @property
+    def id(self) -> str:
+        """``property-tier``, as pytest ids and reports name it."""
+        return f"{self.name}-{self.tier.name.lower()}"
+
+    def build(
+        self,
+        implementation: Implementation,
+        *,
+        settings_: settings | None = None,
+        explicit_examples: bool = True,
+        observe: Callable[[Update], None] | None = None,
+        buckets: tuple[Bucket, ...] = BUCKETS,
+    ) -> Callable[[], None]:
+        """A zero-argument Hypothesis test checking this case for ``implementation``.
+
+        ``observe`` sees every update before it is run. Without ``explicit_examples`` the
+        regression examples are skipped, so a failure must be found and shrunk by search.
+        ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows).
+        """
+
+        def test(update: Update) -> None:
+            if observe is not None:
+                observe(update)
+            for mode in CALL_MODES:
+                checked(implementation, Step(update, mode), self.prop.check)
+
+        test.__name__ = self.id.replace("-", "_")
+        test.__qualname__ = test.__name__
+        test = given(updates(self.tier, buckets))(test)
+        if explicit_examples:
+            for regression in REGRESSIONS:
+                if self.tier <= regression.tier:
+                    test = example(regression.update)(test)
+        if settings_ is not None or not explicit_examples:
+            base = settings_ or settings()
+            phases = (
+                base.phases
+                if explicit_examples
+                else tuple(p for p in base.phases if p != Phase.explicit)
+            )
+            test = settings(base, phases=phases)(test)
+        return test
+
+    def reproduce(self, implementation: Implementation, update: Update) -> Failure | None:
+        """Run ``update`` again in each mode; the ``Failure`` of the first the property rejects."""
+        for mode in CALL_MODES:
+            failure = replay(implementation, [Step(update, mode)], self.prop.check, self.name)
+            if failure is not None:
+                return failure
+        return None

@@ -1,0 +1,46 @@
+"""What the cases whose examples are sequences of calls share: the name, the tier, how each
+step's calling mode is drawn, the budget, and the replay of a failure.
+
+Such a case records every call it makes as a ``Step`` (in a list it hands to ``observe``
+before the first call), so the runner can replay the steps in order, find the first whose
+result differs from the oracle, and render that step's update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hypothesis import Phase, settings
+from hypothesis import strategies as st
+
+from oracle.contract import Tier
+from properties._src.implementations import CALL_MODES, Implementation
+from properties._src.steps import Failure, Step, replay
+
+MODES = st.sampled_from(CALL_MODES)
+"""Each step's calling mode: Hypothesis draws it, so a sequence mixes eager and jit calls."""
+
+
+@dataclass(frozen=True)
+class SequenceCase:
+    """A named check on one tier whose every example is a sequence of recorded steps."""
+
+    name: str
+    tier: Tier
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.tier.name.lower()}"
+
+    def reproduce(self, implementation: Implementation, steps: Sequence[Step]) -> Failure | None:
+        """Replay ``steps`` in order; the first that raises or differs from the oracle."""
+        return replay(implementation, steps)
+
+
+def budget(settings_: settings | None, share: int = 1) -> settings:
+    """``settings_`` (default: the loaded profile) with ``1/share`` of its examples and no
+    explicit phase: these cases have no explicit examples."""
+    base = settings_ or settings()
+    phases = tuple(p for p in base.phases if p != Phase.explicit)
+    return settings(base, max_examples=max(1, base.max_examples // share), phases=phases)

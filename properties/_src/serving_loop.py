@@ -1,0 +1,237 @@
+"""A serving loop, step by step: requests arrive, prefill in chunks, decode, finish and free.
+
+Hypothesis drives a small scheduler as a state machine. Each ``step`` builds the update a
+serving runner would (``kvcache.slot_mapping``) and runs it through the implementation under
+test (eagerly or under ``jax.jit`` with a donated cache, as drawn) and the oracle. After every
+step the implementation's cache must equal the oracle's bit for bit, and every live request's
+pages must hold exactly the tokens it wrote, so a step that touches another request's rows
+fails at once. Freed pages go to the front of the free list, so the next request reuses them.
+
+The static shape is fixed for a run: the rows (heads, head_dim, dtype) and the page size of
+the first bucket allowed, ``NUM_PAGES`` pages, ``2 * page_size`` token rows per step. So
+every step reuses one compiled program per calling mode. Token ids are written as bit
+patterns, so every dtype holds them exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from kvcache.slot_mapping import padded_slice_count, slot_mapping
+from oracle.contract import Tier, Update
+from oracle.reference import reference_update
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.checks import bits
+from properties._src.implementations import Implementation
+from properties._src.sequence_case import MODES, SequenceCase, budget
+from properties._src.steps import Step, checked
+
+NUM_PAGES = 8
+PAGES_PER_REQUEST = 4  # the block table's width
+MAX_REQUESTS = 3
+STEPS_PER_RUN = 25
+
+
+@dataclass(frozen=True)
+class LoopShape:
+    """The static shape of every step: a bucket's rows and page size, the loop's own sizes."""
+
+    page_size: int
+    row_shape: tuple[int, int]  # (heads, head_dim)
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, bucket: Bucket) -> LoopShape:
+        return cls(bucket.page_size, (bucket.heads, bucket.head_dim), bucket.numpy_dtype)
+
+    @property
+    def num_tokens(self) -> int:
+        return 2 * self.page_size
+
+    @property
+    def num_slices(self) -> int:
+        return padded_slice_count(MAX_REQUESTS, self.num_tokens, self.page_size)
+
+    @property
+    def max_tokens(self) -> int:
+        """What one request may hold: its block table's pages."""
+        return PAGES_PER_REQUEST * self.page_size
+
+    def rows_of(self, token_ids) -> np.ndarray:
+        """Rows holding the given ids: every element of row ``i`` has ``token_ids[i]``'s bits
+        (modulo the dtype's width)."""
+        unsigned = np.dtype(f"u{self.dtype.itemsize}")
+        ids = np.asarray(token_ids, dtype=np.int64) % (1 << (8 * unsigned.itemsize))
+        rows = np.broadcast_to(ids.astype(unsigned).reshape(-1, 1, 1), (len(ids), *self.row_shape))
+        return rows.copy().view(self.dtype)
+
+
+@dataclass
+class Request:
+    """One request: its prompt length, its pages and the token id written at each position."""
+
+    prompt: int
+    max_tokens: int
+    pages: list[int] = field(default_factory=list)
+    written: list[int] = field(default_factory=list)
+
+    @property
+    def computed(self) -> int:
+        return len(self.written)
+
+    def wants(self) -> int:
+        """Tokens it would take this step: the rest of its prompt, or one to decode."""
+        if self.computed < self.prompt:
+            return self.prompt - self.computed
+        return 1 if self.computed < self.max_tokens else 0
+
+
+class ServingLoop(RuleBasedStateMachine):
+    """The scheduler: decodes first, then prefill chunks in arrival order, within a budget.
+
+    ``serving_loop`` makes a subclass with the implementation, the shape and ``observe``."""
+
+    implementation: Implementation
+    shape: LoopShape
+    observe: Callable[[list[Step]], None] | None = None
+    requests = Bundle("requests")
+
+    def __init__(self):
+        super().__init__()
+        self.live: dict[int, Request] = {}
+        self.arrivals = 0
+        self.next_token_id = 1
+        self.free_pages = list(range(NUM_PAGES))
+        empty_ids = -np.arange(1, NUM_PAGES * self.shape.page_size + 1)
+        self.oracle_cache = self.shape.rows_of(empty_ids)
+        self.cache = self.oracle_cache.copy()
+        self.steps: list[Step] = []
+        if self.observe is not None:
+            self.observe(self.steps)
+
+    @precondition(lambda self: len(self.live) < MAX_REQUESTS)
+    @rule(target=requests, data=st.data())
+    def arrive(self, data: st.DataObject) -> int:
+        request_id = self.arrivals
+        self.arrivals += 1
+        prompt = data.draw(st.integers(1, self.shape.max_tokens), label="prompt")
+        self.live[request_id] = Request(prompt, self.shape.max_tokens)
+        return request_id
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data(), mode=MODES)
+    def step(self, data: st.DataObject, mode: str) -> None:
+        """Schedule up to a drawn budget of tokens, run one update, compare with the oracle."""
+        budget = data.draw(st.integers(1, self.shape.num_tokens), label="budget")
+        order = sorted(self.live.items(), key=lambda item: item[1].computed < item[1].prompt)
+        scheduled = []
+        for _, request in order:
+            take = min(request.wants(), budget, self._room(request))
+            self._allocate(request, request.computed + take)
+            scheduled.append(take)
+            budget -= take
+        update = self._update([request for _, request in order], scheduled)
+        label = f"step {len(self.steps) + 1}: {len(order)} requests, {sum(scheduled)} tokens"
+        self.steps.append(Step(update, mode, label))
+        on_oracle = dataclasses.replace(update, kv_cache_pages=self.oracle_cache)
+        self.oracle_cache = reference_update(*on_oracle.arrays(), page_size=self.shape.page_size)
+        self.cache = checked(self.implementation, self.steps[-1])
+        self._check_each_request_holds_its_tokens()
+
+    @rule(request=consumes(requests))
+    def finish(self, request: int) -> None:
+        """The request is done: its pages go to the front of the free list, to be reused."""
+        self.free_pages[:0] = self.live.pop(request).pages
+
+    def _check_each_request_holds_its_tokens(self) -> None:
+        page_size = self.shape.page_size
+        for request_id, request in self.live.items():
+            positions = np.arange(request.computed)
+            pages = np.asarray(request.pages, dtype=np.int64)
+            rows = pages[positions // page_size] * page_size + positions % page_size
+            expected = self.shape.rows_of(request.written)
+            wrong = np.flatnonzero((bits(self.cache[rows]) != bits(expected)).any(axis=(1, 2)))
+            assert wrong.size == 0, (
+                f"{self.steps[-1]}: request {request_id}: positions {wrong.tolist()} "
+                f"(cache rows {rows[wrong].tolist()}) do not hold its tokens"
+            )
+
+    def _room(self, request: Request) -> int:
+        """How many more tokens its pages, plus the free pages it may still take, can hold."""
+        pages = min(PAGES_PER_REQUEST, len(request.pages) + len(self.free_pages))
+        return pages * self.shape.page_size - request.computed
+
+    def _allocate(self, request: Request, tokens: int) -> None:
+        while len(request.pages) * self.shape.page_size < tokens:
+            request.pages.append(self.free_pages.pop(0))
+
+    def _update(self, requests: list[Request], scheduled: list[int]) -> Update:
+        """The step's update; records each request's new token ids in the model."""
+        shape = self.shape
+        slice_indices, count = slot_mapping(
+            [r.pages for r in requests],
+            [r.computed for r in requests],
+            scheduled,
+            page_size=shape.page_size,
+            num_tokens=shape.num_tokens,
+            num_slices=shape.num_slices,
+        )
+        token_ids = []
+        for request, take in zip(requests, scheduled, strict=True):
+            new = list(range(self.next_token_id, self.next_token_id + take))
+            self.next_token_id += take
+            request.written.extend(new)
+            token_ids.extend(new)
+        padding = [0] * (shape.num_tokens - len(token_ids))  # never copied
+        tokens = shape.rows_of(token_ids + padding)
+        return Update(tokens, slice_indices, self.cache, count, shape.page_size)
+
+
+@dataclass(frozen=True)
+class ServingLoopCase(SequenceCase):
+    """Runs of the serving loop; each run's steps are recorded for replay."""
+
+    def build(
+        self,
+        implementation: Implementation,
+        *,
+        settings_=None,
+        explicit_examples: bool = True,
+        observe: Callable[[list[Step]], None] | None = None,
+        buckets: tuple[Bucket, ...] = BUCKETS,
+    ) -> Callable[[], None]:
+        del explicit_examples  # none: the runs are drawn
+        machine = type(
+            "ServingLoop",
+            (ServingLoop,),
+            {
+                "implementation": implementation,
+                "shape": LoopShape.of(buckets[0]),
+                "observe": staticmethod(observe) if observe else None,
+            },
+        )
+        # Each run is many steps: half the examples, STEPS_PER_RUN steps at most.
+        run_settings = budget(settings_, share=2)
+        run_settings = type(run_settings)(run_settings, stateful_step_count=STEPS_PER_RUN)
+
+        def test() -> None:
+            run_state_machine_as_test(machine, settings=run_settings)
+
+        test.__name__ = self.id.replace("-", "_")
+        return test
+
+
+SERVING_LOOP = ServingLoopCase("serving-loop", Tier.SERVING)
