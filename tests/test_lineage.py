@@ -11,6 +11,7 @@ from properties._src.buckets import BUCKETS, Bucket
 from properties._src.checks import MATCHES_ORACLE
 from properties._src.implementations import load
 from properties._src.property_case import PropertyCase
+from properties._src.steps import Step
 
 SEARCH = settings(
     max_examples=300, derandomize=True, database=None, deadline=None, report_multiple_bugs=False
@@ -19,7 +20,7 @@ SEARCH = settings(
 
 def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = BUCKETS) -> Update:
     """Run matches-oracle without the regression examples; return the last (shrunk) update."""
-    seen: list[Update] = []
+    seen: list[Step] = []
     test = PropertyCase(MATCHES_ORACLE, tier).build(
         load(spec),
         explicit_examples=False,
@@ -29,7 +30,7 @@ def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = B
     )
     with pytest.raises(Exception):  # noqa: B017 - a mismatch or a crash in the kernel both count
         test()
-    return seen[-1]
+    return seen[-1].update
 
 
 @pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])

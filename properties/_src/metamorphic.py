@@ -22,8 +22,8 @@ from oracle.contract import Tier, Update
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.checks import differing_rows
 from properties._src.implementations import Implementation
-from properties._src.sequence_case import MODES, SequenceCase, budget
-from properties._src.steps import Step, checked
+from properties._src.sequence_case import SequenceCase, budget
+from properties._src.steps import MODES, Step, checked
 from properties._src.strategies import updates
 
 Column = tuple[int, int, int]

@@ -1,4 +1,4 @@
-"""A property checked on one tier: each example is one update, run in every calling mode.
+"""A property checked on one tier: each example is one update, called in a drawn mode.
 
 The same test function serves pytest (which calls it and lets Hypothesis report) and
 ``kvcache-check`` (which calls it, catches the failure and reproduces the last updates seen,
@@ -17,14 +17,15 @@ from properties._src.buckets import BUCKETS, Bucket
 from properties._src.checks import Property
 from properties._src.implementations import CALL_MODES, Implementation
 from properties._src.regressions import REGRESSIONS
-from properties._src.steps import Failure, Step, checked, replay
+from properties._src.steps import MODES, Failure, Step, checked, replay
 from properties._src.strategies import updates
 
 
 @dataclass(frozen=True)
 class PropertyCase:
-    """``prop`` on ``tier``: every drawn update runs eagerly and under ``jax.jit`` with a
-    donated cache, and both results must have the property."""
+    """``prop`` on ``tier``: each drawn update is called eagerly or under ``jax.jit`` with a
+    donated cache (the mode is drawn too; the regressions run in both), and the result must
+    have the property."""
 
     prop: Property
     tier: Tier
@@ -44,29 +45,30 @@ class PropertyCase:
         *,
         settings_: settings | None = None,
         explicit_examples: bool = True,
-        observe: Callable[[Update], None] | None = None,
+        observe: Callable[[Step], None] | None = None,
         buckets: tuple[Bucket, ...] = BUCKETS,
     ) -> Callable[[], None]:
         """A zero-argument Hypothesis test checking this case for ``implementation``.
 
-        ``observe`` sees every update before it is run. Without ``explicit_examples`` the
+        ``observe`` sees every step (update and mode) before it is run. Without ``explicit_examples`` the
         regression examples are skipped, so a failure must be found and shrunk by search.
         ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows).
         """
 
-        def test(update: Update) -> None:
+        def test(update: Update, mode: str) -> None:
+            step = Step(update, mode)
             if observe is not None:
-                observe(update)
-            for mode in CALL_MODES:
-                checked(implementation, Step(update, mode), self.prop.check)
+                observe(step)
+            checked(implementation, step, self.prop.check)
 
         test.__name__ = self.id.replace("-", "_")
         test.__qualname__ = test.__name__
-        test = given(updates(self.tier, buckets))(test)
+        test = given(updates(self.tier, buckets), MODES)(test)
         if explicit_examples:
             for regression in REGRESSIONS:
                 if self.tier <= regression.tier:
-                    test = example(regression.update)(test)
+                    for mode in CALL_MODES:
+                        test = example(regression.update, mode)(test)
         if settings_ is not None or not explicit_examples:
             base = settings_ or settings()
             phases = (
@@ -77,10 +79,6 @@ class PropertyCase:
             test = settings(base, phases=phases)(test)
         return test
 
-    def reproduce(self, implementation: Implementation, update: Update) -> Failure | None:
-        """Run ``update`` again in each mode; the ``Failure`` of the first the property rejects."""
-        for mode in CALL_MODES:
-            failure = replay(implementation, [Step(update, mode)], self.prop.check, self.name)
-            if failure is not None:
-                return failure
-        return None
+    def reproduce(self, implementation: Implementation, step: Step) -> Failure | None:
+        """Run ``step`` again; its ``Failure`` if the property rejects it."""
+        return replay(implementation, [step], self.prop.check, self.name)

@@ -12,14 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hypothesis import Phase, settings
-from hypothesis import strategies as st
 
 from oracle.contract import Tier
-from properties._src.implementations import CALL_MODES, Implementation
+from properties._src.implementations import Implementation
 from properties._src.steps import Failure, Step, replay
-
-MODES = st.sampled_from(CALL_MODES)
-"""Each step's calling mode: Hypothesis draws it, so a sequence mixes eager and jit calls."""
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from oracle.reference import reference_update
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.checks import bits
 from properties._src.implementations import Implementation
-from properties._src.sequence_case import MODES, SequenceCase, budget
-from properties._src.steps import Step, checked
+from properties._src.sequence_case import SequenceCase, budget
+from properties._src.steps import MODES, Step, checked
 
 NUM_PAGES = 8
 PAGES_PER_REQUEST = 4  # the block table's width

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.checks import BOTH_TIERS
 from properties._src.implementations import Implementation
-from properties._src.sequence_case import MODES, SequenceCase, budget
-from properties._src.steps import Step, checked
+from properties._src.sequence_case import SequenceCase, budget
+from properties._src.steps import MODES, Step, checked
 from properties._src.strategies import updates
 
 BUCKETS_USED = 3
@@ -62,7 +62,7 @@ class ShapeChanges(SequenceCase):
             for index, (bucket, what) in enumerate(
                 (
                     (first, "a shape"),
-                    (other, "another cache size"),
+                    (other, "twice the pages"),
                     (first, "the first shape again"),
                 )
             ):

@@ -11,12 +11,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from hypothesis import strategies as st
 
 from oracle.contract import Update
 from properties._src.checks import MATCHES_ORACLE
-from properties._src.implementations import EAGER, MODE_PHRASES, Implementation, call
+from properties._src.implementations import CALL_MODES, EAGER, MODE_PHRASES, Implementation, call
 
 Check = Callable[[Update, np.ndarray], None]
+
+MODES = st.sampled_from(CALL_MODES)
+"""Every call's mode is drawn: a case mixes eager calls and calls under ``jax.jit``, and a
+shrunk counterexample is called eagerly unless its failure needs ``jit``."""
 
 
 @dataclass(frozen=True)
