@@ -14,7 +14,7 @@ from properties._src.implementations import load
 from properties._src.profiles import PROFILES
 from properties._src.report import render
 from properties._src.runner import run
-from properties._src.serving_loop import SERVING_LOOP, LoopShape
+from properties._src.serving_loop import SERVING_LOOP, rows_of
 
 FIND = settings(PROFILES["ci"], max_examples=20, phases=(Phase.generate,))
 
@@ -35,7 +35,7 @@ def test_a_page_aligned_slice_one_page_late_is_caught_at_its_step():
 
 @pytest.mark.parametrize("bucket", BUCKETS, ids=lambda b: f"{b.dtype}-page{b.page_size}")
 def test_token_ids_are_distinct_bit_patterns_in_every_bucket_dtype(bucket):
-    shape = LoopShape.of(bucket)
-    rows = shape.rows_of(np.arange(1, 100))
-    flat = rows.reshape(len(rows), -1).view(f"u{shape.dtype.itemsize}")
+    rows = rows_of(bucket, np.arange(1, 100))
+    assert rows.shape == (99, bucket.heads, bucket.head_dim) and rows.dtype == bucket.numpy_dtype
+    flat = rows.reshape(len(rows), -1).view(f"u{rows.dtype.itemsize}")
     assert (flat == flat[:, :1]).all() and len(np.unique(flat[:, 0])) == len(rows)

@@ -7,10 +7,10 @@ step the implementation's cache must equal the oracle's bit for bit, and every l
 pages must hold exactly the tokens it wrote, so a step that touches another request's rows
 fails at once. Freed pages go to the front of the free list, so the next request reuses them.
 
-The static shape is fixed for a run: the rows (heads, head_dim, dtype) and the page size of
-the first bucket allowed, ``NUM_PAGES`` pages, ``2 * page_size`` token rows per step. So
-every step reuses one compiled program per calling mode. Token ids are written as bit
-patterns, so every dtype holds them exactly.
+The static shape of every step is the first allowed bucket's (pages, page size, token rows,
+columns, rows, dtype, count shape), so the loop honours the shape constraints and every step
+reuses one compiled program per calling mode; the scheduler takes no more tokens than the
+columns left can hold. Token ids are written as bit patterns, so every dtype holds them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from kvcache.slot_mapping import padded_slice_count, slot_mapping
+from kvcache.slot_mapping import slot_mapping
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update
 from properties._src.buckets import BUCKETS, Bucket
@@ -39,44 +39,19 @@ from properties._src.implementations import Implementation
 from properties._src.sequence_case import SequenceCase, budget
 from properties._src.steps import MODES, Step, checked
 
-NUM_PAGES = 8
 PAGES_PER_REQUEST = 4  # the block table's width
 MAX_REQUESTS = 3
 STEPS_PER_RUN = 25
 
 
-@dataclass(frozen=True)
-class LoopShape:
-    """The static shape of every step: a bucket's rows and page size, the loop's own sizes."""
-
-    page_size: int
-    row_shape: tuple[int, int]  # (heads, head_dim)
-    dtype: np.dtype
-
-    @classmethod
-    def of(cls, bucket: Bucket) -> LoopShape:
-        return cls(bucket.page_size, (bucket.heads, bucket.head_dim), bucket.numpy_dtype)
-
-    @property
-    def num_tokens(self) -> int:
-        return 2 * self.page_size
-
-    @property
-    def num_slices(self) -> int:
-        return padded_slice_count(MAX_REQUESTS, self.num_tokens, self.page_size)
-
-    @property
-    def max_tokens(self) -> int:
-        """What one request may hold: its block table's pages."""
-        return PAGES_PER_REQUEST * self.page_size
-
-    def rows_of(self, token_ids) -> np.ndarray:
-        """Rows holding the given ids: every element of row ``i`` has ``token_ids[i]``'s bits
-        (modulo the dtype's width)."""
-        unsigned = np.dtype(f"u{self.dtype.itemsize}")
-        ids = np.asarray(token_ids, dtype=np.int64) % (1 << (8 * unsigned.itemsize))
-        rows = np.broadcast_to(ids.astype(unsigned).reshape(-1, 1, 1), (len(ids), *self.row_shape))
-        return rows.copy().view(self.dtype)
+def rows_of(bucket: Bucket, token_ids) -> np.ndarray:
+    """Rows of ``bucket``'s shape holding the given ids: every element of row ``i`` has
+    ``token_ids[i]``'s bits (modulo the dtype's width)."""
+    dtype = bucket.numpy_dtype
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    ids = np.asarray(token_ids, dtype=np.int64) % (1 << (8 * unsigned.itemsize))
+    shape = (len(ids), bucket.heads, bucket.head_dim)
+    return np.broadcast_to(ids.astype(unsigned).reshape(-1, 1, 1), shape).copy().view(dtype)
 
 
 @dataclass
@@ -102,10 +77,11 @@ class Request:
 class ServingLoop(RuleBasedStateMachine):
     """The scheduler: decodes first, then prefill chunks in arrival order, within a budget.
 
-    ``serving_loop`` makes a subclass with the implementation, the shape and ``observe``."""
+    ``ServingLoopCase.build`` makes a subclass with the implementation, the bucket and
+    ``observe``."""
 
     implementation: Implementation
-    shape: LoopShape
+    bucket: Bucket
     observe: Callable[[list[Step]], None] | None = None
     requests = Bundle("requests")
 
@@ -114,9 +90,8 @@ class ServingLoop(RuleBasedStateMachine):
         self.live: dict[int, Request] = {}
         self.arrivals = 0
         self.next_token_id = 1
-        self.free_pages = list(range(NUM_PAGES))
-        empty_ids = -np.arange(1, NUM_PAGES * self.shape.page_size + 1)
-        self.oracle_cache = self.shape.rows_of(empty_ids)
+        self.free_pages = list(range(self.bucket.num_pages))
+        self.oracle_cache = rows_of(self.bucket, -np.arange(1, self.bucket.cache_rows + 1))
         self.cache = self.oracle_cache.copy()
         self.steps: list[Step] = []
         if self.observe is not None:
@@ -127,27 +102,31 @@ class ServingLoop(RuleBasedStateMachine):
     def arrive(self, data: st.DataObject) -> int:
         request_id = self.arrivals
         self.arrivals += 1
-        prompt = data.draw(st.integers(1, self.shape.max_tokens), label="prompt")
-        self.live[request_id] = Request(prompt, self.shape.max_tokens)
+        max_tokens = PAGES_PER_REQUEST * self.bucket.page_size
+        prompt = data.draw(st.integers(1, max_tokens), label="prompt")
+        self.live[request_id] = Request(prompt, max_tokens)
         return request_id
 
     @precondition(lambda self: self.live)
     @rule(data=st.data(), mode=MODES)
     def step(self, data: st.DataObject, mode: str) -> None:
         """Schedule up to a drawn budget of tokens, run one update, compare with the oracle."""
-        budget = data.draw(st.integers(1, self.shape.num_tokens), label="budget")
+        budget = data.draw(st.integers(1, self.bucket.num_tokens), label="budget")
         order = sorted(self.live.items(), key=lambda item: item[1].computed < item[1].prompt)
-        scheduled = []
+        scheduled, columns_left = [], self.bucket.num_slices
         for _, request in order:
-            take = min(request.wants(), budget, self._room(request))
+            offset = request.computed % self.bucket.page_size
+            fits_columns = columns_left * self.bucket.page_size - offset
+            take = min(request.wants(), budget, self._room(request), fits_columns)
             self._allocate(request, request.computed + take)
             scheduled.append(take)
             budget -= take
+            columns_left -= -(-(offset + take) // self.bucket.page_size) if take else 0
         update = self._update([request for _, request in order], scheduled)
         label = f"step {len(self.steps) + 1}: {len(order)} requests, {sum(scheduled)} tokens"
         self.steps.append(Step(update, mode, label))
         on_oracle = dataclasses.replace(update, kv_cache_pages=self.oracle_cache)
-        self.oracle_cache = reference_update(*on_oracle.arrays(), page_size=self.shape.page_size)
+        self.oracle_cache = reference_update(*on_oracle.arrays(), page_size=self.bucket.page_size)
         self.cache = checked(self.implementation, self.steps[-1])
         self._check_each_request_holds_its_tokens()
 
@@ -157,12 +136,12 @@ class ServingLoop(RuleBasedStateMachine):
         self.free_pages[:0] = self.live.pop(request).pages
 
     def _check_each_request_holds_its_tokens(self) -> None:
-        page_size = self.shape.page_size
+        page_size = self.bucket.page_size
         for request_id, request in self.live.items():
             positions = np.arange(request.computed)
             pages = np.asarray(request.pages, dtype=np.int64)
             rows = pages[positions // page_size] * page_size + positions % page_size
-            expected = self.shape.rows_of(request.written)
+            expected = rows_of(self.bucket, request.written)
             wrong = np.flatnonzero((bits(self.cache[rows]) != bits(expected)).any(axis=(1, 2)))
             assert wrong.size == 0, (
                 f"{self.steps[-1]}: request {request_id}: positions {wrong.tolist()} "
@@ -172,22 +151,22 @@ class ServingLoop(RuleBasedStateMachine):
     def _room(self, request: Request) -> int:
         """How many more tokens its pages, plus the free pages it may still take, can hold."""
         pages = min(PAGES_PER_REQUEST, len(request.pages) + len(self.free_pages))
-        return pages * self.shape.page_size - request.computed
+        return pages * self.bucket.page_size - request.computed
 
     def _allocate(self, request: Request, tokens: int) -> None:
-        while len(request.pages) * self.shape.page_size < tokens:
+        while len(request.pages) * self.bucket.page_size < tokens:
             request.pages.append(self.free_pages.pop(0))
 
     def _update(self, requests: list[Request], scheduled: list[int]) -> Update:
         """The step's update; records each request's new token ids in the model."""
-        shape = self.shape
+        bucket = self.bucket
         slice_indices, count = slot_mapping(
             [r.pages for r in requests],
             [r.computed for r in requests],
             scheduled,
-            page_size=shape.page_size,
-            num_tokens=shape.num_tokens,
-            num_slices=shape.num_slices,
+            page_size=bucket.page_size,
+            num_tokens=bucket.num_tokens,
+            num_slices=bucket.num_slices,
         )
         token_ids = []
         for request, take in zip(requests, scheduled, strict=True):
@@ -195,9 +174,10 @@ class ServingLoop(RuleBasedStateMachine):
             self.next_token_id += take
             request.written.extend(new)
             token_ids.extend(new)
-        padding = [0] * (shape.num_tokens - len(token_ids))  # never copied
-        tokens = shape.rows_of(token_ids + padding)
-        return Update(tokens, slice_indices, self.cache, count, shape.page_size)
+        padding = [0] * (bucket.num_tokens - len(token_ids))  # never copied
+        tokens = rows_of(bucket, token_ids + padding)
+        count = count.reshape(bucket.count_shape)
+        return Update(tokens, slice_indices, self.cache, count, bucket.page_size)
 
 
 @dataclass(frozen=True)
@@ -219,7 +199,7 @@ class ServingLoopCase(SequenceCase):
             (ServingLoop,),
             {
                 "implementation": implementation,
-                "shape": LoopShape.of(buckets[0]),
+                "bucket": buckets[0],
                 "observe": staticmethod(observe) if observe else None,
             },
         )
