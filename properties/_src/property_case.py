@@ -1,7 +1,7 @@
 """A property checked on one tier: each example is one update, called in a drawn mode.
 
 The same test function serves pytest (which calls it and lets Hypothesis report) and
-``kvcache-check`` (which calls it, catches the failure and reproduces the last updates seen,
+``kvcache-check`` (which calls it, catches the failure and reproduces the last steps seen,
 the shrunk one among them, since Hypothesis replays the minimal failing example last).
 """
 

@@ -30,7 +30,7 @@ class Step:
 
     update: Update
     mode: str = EAGER
-    label: str = ""  # e.g. "step 2 of 3, another cache size"
+    label: str = ""  # e.g. "step 2 of 3, twice the pages: page_size 4, 32 cache rows"
 
     def __str__(self) -> str:
         return ", ".join(filter(None, (self.label, MODE_PHRASES[self.mode])))
