@@ -3,15 +3,15 @@ that it conforms. ``kvcache-check`` and the pytest plugin are built on these."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from hypothesis import settings
 
-from oracle.contract import Tier
+from oracle.contract import Tier, Update
 from properties._src import profiles
 from properties._src.buckets import BUCKETS
-from properties._src.cases import CASES
+from properties._src.cases import CASES, Case
 from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, as_implementation
 from properties._src.report import render
@@ -19,7 +19,10 @@ from properties._src.runner import run
 
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
 COMPARISONS = ("bits",)  # how a result is compared with the oracle
-STATUSES = ("passed", "failed", "error")
+# A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
+# implementation in a child process it watches, adds "crashed" (the process died) and
+# "timed-out" (one example ran past ``--timeout``).
+STATUSES = ("passed", "failed", "error", "crashed", "timed-out")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,12 @@ def _require_supported(compare: str) -> None:
         raise ValueError(f"unknown comparison {compare!r}; choose one of {', '.join(COMPARISONS)}")
 
 
+def cases_on(tier: Tier | str | None, cases: Sequence[Case] = CASES) -> tuple[Case, ...]:
+    """Those of ``cases`` on ``tier`` (``None``: both tiers), in order."""
+    wanted = tiers_of(tier)
+    return tuple(case for case in cases if case.tier in wanted)
+
+
 def check(
     implementation: Implementation | Callable | str,
     *,
@@ -89,6 +98,8 @@ def check(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    cases: Sequence[Case] = CASES,
+    before_call: Callable[[Update], None] | None = None,
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
@@ -96,18 +107,17 @@ def check(
     total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
     ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
-    restrict the shapes drawn to what the implementation's layout requires.
+    restrict the shapes drawn to what the implementation's layout requires. ``cases`` narrows
+    what is checked to some of ``CASES``; ``before_call`` sees each update just before the
+    implementation is called on it (``kvcache-check``'s supervisor uses both).
     """
     _require_supported(compare)
     buckets = fitting(BUCKETS, parse_all(constraints))
     chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
-    wanted = tiers_of(tier)
     results = []
-    for case in CASES:
-        if case.tier not in wanted:
-            continue
-        outcome = run(chosen, case, budget, buckets=buckets)
+    for case in cases_on(tier, cases):
+        outcome = run(chosen, case, budget, buckets=buckets, before_call=before_call)
         text = render(chosen.name, outcome.failure) if outcome.failure else None
         results.append(
             CaseResult(
@@ -122,12 +132,15 @@ def check(
     return CheckResult(chosen.name, tuple(results))
 
 
+def heading(name: str, result: CaseResult | dict) -> str:
+    """The line above a case's counterexample: implementation, property, tier, status."""
+    r = result if isinstance(result, dict) else result.as_dict()
+    return f"=== {name}: {r['property']} ({r['tier']}) {r['status']} ==="
+
+
 def failure_text(result: CheckResult) -> str:
     """Each case that did not pass, with its counterexample, for a person."""
-    return "\n\n".join(
-        f"=== {result.name}: {r.property} ({r.tier}) {r.status} ===\n{r.counterexample}"
-        for r in result.not_passed
-    )
+    return "\n\n".join(f"{heading(result.name, r)}\n{r.counterexample}" for r in result.not_passed)
 
 
 def assert_conforms(

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import settings
 from hypothesis.reporting import with_reporter
 
+from oracle.contract import Update
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import Case
 from properties._src.implementations import Implementation
-from properties._src.steps import Failure, describe_error
+from properties._src.steps import Failure, describe_error, watching_calls
 
 KEPT_EXAMPLES = 16  # how far back to look for the failing example
 
@@ -43,9 +45,12 @@ def run(
     *,
     explicit_examples: bool = True,
     buckets: tuple[Bucket, ...] = BUCKETS,
+    before_call: Callable[[Update], None] | None = None,
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
-    Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
+    Hypothesis stopped for another reason (a health check, a failure that does not recur).
+    ``before_call`` sees every update just before the implementation runs on it (replays of
+    a failure included), so a supervisor knows which update a crash or a hang belongs to."""
     recent: deque[Any] = deque(maxlen=KEPT_EXAMPLES)
     examples = 0
 
@@ -63,12 +68,13 @@ def run(
     )
     start = time.perf_counter()
     try:
-        with with_reporter(lambda _: None):  # the report renders the counterexample itself
-            test()
+        with with_reporter(lambda _: None), watching_calls(before_call):
+            test()  # the report renders the counterexample itself
     except Exception as error:
-        failure = next(
-            (f for e in reversed(recent) if (f := case.reproduce(implementation, e))), None
-        )
+        with watching_calls(before_call):
+            failure = next(
+                (f for e in reversed(recent) if (f := case.reproduce(implementation, e))), None
+            )
         status, message = ("failed", None) if failure else ("error", describe_error(error))
     else:
         status, failure, message = "passed", None, None

@@ -7,7 +7,8 @@ order (state an implementation keeps between calls included) and say which step 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,13 +59,36 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {' ... '.join(lines[:1] + lines[-1:]) if len(lines) > 1 else str(error)}"
 
 
+_WATCHERS: list[Callable[[Update], None]] = []
+
+
+@contextlib.contextmanager
+def watching_calls(before_call: Callable[[Update], None] | None) -> Iterator[None]:
+    """Within it, ``before_call`` (if any) sees each step's update just before the
+    implementation is called on it, so a supervisor knows which update a crash or a hang
+    belongs to."""
+    if before_call is not None:
+        _WATCHERS.append(before_call)
+    try:
+        yield
+    finally:
+        if before_call is not None:
+            _WATCHERS.remove(before_call)
+
+
+def _call(implementation: Implementation, step: Step) -> np.ndarray:
+    for watcher in _WATCHERS:
+        watcher(step.update)
+    return call(implementation, step.update, step.mode)
+
+
 def checked(
     implementation: Implementation, step: Step, check: Check | None = MATCHES_ORACLE.check
 ) -> np.ndarray:
     """Run one step and check its result (unless ``check`` is None); a failure or an error
     says which step it was and how it was called."""
     try:
-        actual = call(implementation, step.update, step.mode)
+        actual = _call(implementation, step)
         if check is not None:
             check(step.update, actual)
     except AssertionError as error:
@@ -97,7 +121,7 @@ def _failure(
 ) -> tuple[np.ndarray | None, str] | None:
     """``(result, why)`` if the step raises or ``check`` rejects its result, else None."""
     try:
-        actual = call(implementation, step.update, step.mode)
+        actual = _call(implementation, step)
     except Exception as error:
         return None, f"the implementation raised {describe_error(error)}"
     try:
