@@ -25,6 +25,7 @@ from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     consumes,
+    initialize,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -96,6 +97,13 @@ class ServingLoop(RuleBasedStateMachine):
         self.steps: list[Step] = []
         if self.observe is not None:
             self.observe(self.steps)
+
+    @initialize(target=requests, data=st.data(), mode=MODES)
+    def first_request(self, data: st.DataObject, mode: str) -> int:
+        """Every run starts with a request and a step, so it calls the implementation."""
+        request_id = self.arrive(data)
+        self.step(data, mode)
+        return request_id
 
     @precondition(lambda self: len(self.live) < MAX_REQUESTS)
     @rule(target=requests, data=st.data())
