@@ -6,7 +6,8 @@
     result = check("mymodule:update", tier="serving")   # structured results, as kvcache-check's JSON
 
 ``updates(tier)`` draws whole updates valid for a tier, for properties of your own;
-``PROPERTIES`` and ``CASES`` are what ``check`` runs. ``call(implementation, update, mode)``
+``PROPERTIES`` and ``CASES`` are what ``check`` runs (``MESH_CASES`` too, given ``mesh=``).
+``call(implementation, update, mode)``
 runs one update in one of ``CALL_MODES`` (eagerly, or under ``jax.jit`` with the cache donated). The pytest plugin (``properties.plugin``)
 adds ``--kvcache-impl`` and the ``kvcache_implementation`` fixture; ``kvcache-check`` is the
 command line.
@@ -22,7 +23,7 @@ from properties._src.api import (
     assert_conforms,
     check,
 )
-from properties._src.cases import CASES, PROPERTIES, Case, Property, PropertyCase
+from properties._src.cases import CASES, MESH_CASES, PROPERTIES, Case, Property, PropertyCase
 from properties._src.implementations import (
     CALL_MODES,
     Implementation,
@@ -37,6 +38,7 @@ __all__ = [
     "CALL_MODES",
     "CASES",
     "COMPARISONS",
+    "MESH_CASES",
     "PROFILES",
     "PROPERTIES",
     "STATUSES",

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import TextIO
 
 from properties._src import profiles
-from properties._src.api import STATUSES, TIERS, cases_on, heading
-from properties._src.buckets import BUCKETS
-from properties._src.cases import Case
-from properties._src.constraints import fitting, parse_all
+from properties._src.api import STATUSES, TIERS, cases_on, fitting_buckets, heading
+from properties._src.cases import Case, all_cases
 from properties._src.implementations import BUILTIN, ImplementationError, load_all
+from properties._src.placement import MeshShape
 from properties._src.results_io import Results, json_text, junit_xml_text
 from properties._src.supervisor import DEFAULT_TIMEOUT, supervise
 
@@ -96,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         "is a multiple of K (repeatable)",
     )
     parser.add_argument(
+        "--mesh",
+        metavar="pages=P,heads=H",
+        help="place every update on a P x H device mesh (cache pages over 'pages', heads over "
+        "'heads'; on CPU, virtual devices) and check that the result keeps its sharding",
+    )
+    parser.add_argument(
         "--timeout",
         type=_seconds,
         default=DEFAULT_TIMEOUT,
@@ -146,6 +151,7 @@ def _check_options(args: argparse.Namespace) -> dict:
         "profile": args.profile,
         "max_examples": args.max_examples,
         "constraints": tuple(args.constraint),
+        "mesh": args.mesh,
     }
 
 
@@ -255,10 +261,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{option} {path}: no directory {path.parent}")
     options = _check_options(args)
     try:
-        fitting(BUCKETS, parse_all(options["constraints"]))
+        mesh = MeshShape.parse(args.mesh) if args.mesh else None
+        fitting_buckets(options["constraints"], mesh)
+        if mesh:
+            mesh.build()  # enough devices? (asks for virtual CPU devices before JAX starts)
     except ValueError as error:
         parser.error(str(error))
-    cases = cases_on(args.tier)
+    cases = cases_on(args.tier, all_cases(mesh is not None))
     results = Results(specs, _outputs(args))
     progress = Progress(results, len(specs) * len(cases), sys.stdout, quiet=args.quiet)
     interrupted = False
@@ -274,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = f"{len(bad)} of {done} checks did not pass" if bad else f"all {done} checks passed"
     if interrupted:
         verdict = f"interrupted after {done} of {progress.total} checks: {verdict}"
-    print(f"\n{verdict} (profile {args.profile})")
+    print(f"\n{verdict} (profile {args.profile}{f', mesh {mesh}' if mesh else ''})")
     if interrupted:
         return INTERRUPTED
     return 1 if bad else 0

@@ -1,12 +1,20 @@
-"""Every case in ``CASES`` for every implementation under test."""
+"""Every case in ``CASES`` for every implementation under test; with
+``--kvcache-mesh``, on that mesh and with the mesh's own cases too."""
 
 from __future__ import annotations
 
 import pytest
 
-from properties._src.cases import CASES
+from properties._src.api import fitting_buckets
+from properties._src.cases import all_cases
+from properties.plugin import mesh_shape
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_property(kvcache_implementation, case):
-    case.build(kvcache_implementation)()
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    chosen = all_cases(mesh_shape(metafunc.config) is not None)
+    metafunc.parametrize("case", chosen, ids=[case.id for case in chosen])
+
+
+def test_property(kvcache_implementation, kvcache_mesh, case, pytestconfig):
+    buckets = fitting_buckets((), mesh_shape(pytestconfig))
+    case.build(kvcache_implementation, buckets=buckets, mesh=kvcache_mesh)()

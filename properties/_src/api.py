@@ -10,10 +10,11 @@ from hypothesis import settings
 
 from oracle.contract import Tier, Update
 from properties._src import profiles
-from properties._src.buckets import BUCKETS
-from properties._src.cases import CASES, Case
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.cases import CASES, Case, all_cases
 from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, as_implementation
+from properties._src.placement import MeshShape, as_mesh_shape
 from properties._src.report import render
 from properties._src.runner import run
 
@@ -84,6 +85,15 @@ def _require_supported(compare: str) -> None:
         raise ValueError(f"unknown comparison {compare!r}; choose one of {', '.join(COMPARISONS)}")
 
 
+def fitting_buckets(
+    constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
+) -> tuple[Bucket, ...]:
+    """The buckets the constraints admit, and that split evenly over ``mesh``; ``ValueError``
+    naming the constraints if none does."""
+    required = mesh.constraints() if mesh else ()
+    return fitting(BUCKETS, parse_all((*constraints, *required)))
+
+
 def cases_on(tier: Tier | str | None, cases: Sequence[Case] = CASES) -> tuple[Case, ...]:
     """Those of ``cases`` on ``tier`` (``None``: both tiers), in order."""
     wanted = tiers_of(tier)
@@ -98,8 +108,9 @@ def check(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
-    cases: Sequence[Case] = CASES,
+    cases: Sequence[Case] | None = None,
     before_call: Callable[[Update], None] | None = None,
+    mesh: MeshShape | str | None = None,
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
@@ -108,17 +119,25 @@ def check(
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
     ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
     restrict the shapes drawn to what the implementation's layout requires. ``cases`` narrows
-    what is checked to some of ``CASES``; ``before_call`` sees each update just before the
-    implementation is called on it (``kvcache-check``'s supervisor uses both).
+    what is checked to some of ``CASES`` (default: all of them); ``before_call`` sees each
+    update just before the implementation is called on it (``kvcache-check``'s supervisor uses
+    both). ``mesh`` (``"pages=2,heads=4"``) places every update on a device mesh of those axis
+    sizes and draws only shapes that split evenly over it; by default it adds ``MESH_CASES``
+    (``sharding-preserved``) to the cases.
     """
     _require_supported(compare)
-    buckets = fitting(BUCKETS, parse_all(constraints))
+    mesh_shape = as_mesh_shape(mesh)
+    buckets = fitting_buckets(constraints, mesh_shape)
+    device_mesh = mesh_shape.build() if mesh_shape else None
+    mesh_text = str(mesh_shape) if mesh_shape else None
     chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
     results = []
-    for case in cases_on(tier, cases):
-        outcome = run(chosen, case, budget, buckets=buckets, before_call=before_call)
-        text = render(chosen.name, outcome.failure) if outcome.failure else None
+    for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
+        outcome = run(
+            chosen, case, budget, buckets=buckets, before_call=before_call, mesh=device_mesh
+        )
+        text = render(chosen.name, outcome.failure, mesh=mesh_text) if outcome.failure else None
         results.append(
             CaseResult(
                 property=case.name,
@@ -151,6 +170,7 @@ def assert_conforms(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    mesh: MeshShape | str | None = None,
 ) -> None:
     """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
     result = check(
@@ -160,6 +180,7 @@ def assert_conforms(
         max_examples=max_examples,
         compare=compare,
         constraints=constraints,
+        mesh=mesh,
     )
     if not result.passed:
         raise AssertionError(

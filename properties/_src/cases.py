@@ -16,10 +16,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hypothesis import settings
+from jax.sharding import Mesh
 
 from oracle.contract import Tier
 from properties._src.buckets import BUCKETS, Bucket
-from properties._src.checks import PROPERTIES, Property, bits, differing_rows
+from properties._src.checks import MESH_PROPERTIES, PROPERTIES, Property, bits, differing_rows
 from properties._src.implementations import Implementation
 from properties._src.metamorphic import METAMORPHIC
 from properties._src.property_case import PropertyCase
@@ -27,7 +28,18 @@ from properties._src.serving_loop import SERVING_LOOP
 from properties._src.shape_changes import SHAPE_CHANGES
 from properties._src.steps import Failure
 
-__all__ = ["CASES", "PROPERTIES", "Case", "Property", "PropertyCase", "bits", "differing_rows"]
+__all__ = [
+    "CASES",
+    "MESH_CASES",
+    "MESH_PROPERTIES",
+    "PROPERTIES",
+    "Case",
+    "Property",
+    "PropertyCase",
+    "all_cases",
+    "bits",
+    "differing_rows",
+]
 
 
 class Case(Protocol):
@@ -50,11 +62,15 @@ class Case(Protocol):
         explicit_examples: bool = True,
         observe: Callable[[Any], None] | None = None,
         buckets: tuple[Bucket, ...] = BUCKETS,
+        mesh: Mesh | None = None,
     ) -> Callable[[], None]:
-        """A zero-argument Hypothesis test; ``observe`` sees each example before it runs."""
+        """A zero-argument Hypothesis test; ``observe`` sees each example before it runs;
+        with a ``mesh`` every update is placed on it."""
         ...
 
-    def reproduce(self, implementation: Implementation, example: Any) -> Failure | None:
+    def reproduce(
+        self, implementation: Implementation, example: Any, mesh: Mesh | None = None
+    ) -> Failure | None:
         """The failure ``example`` (one ``observe`` saw) shows when run again, or None."""
         ...
 
@@ -65,3 +81,13 @@ CASES: tuple[Case, ...] = (
     *METAMORPHIC,
     SERVING_LOOP,
 )
+
+# Checked only on a mesh (``--mesh``), where the result has a sharding to keep.
+MESH_CASES: tuple[Case, ...] = tuple(
+    PropertyCase(prop, tier) for prop in MESH_PROPERTIES for tier in prop.tiers
+)
+
+
+def all_cases(on_mesh: bool) -> tuple[Case, ...]:
+    """The cases to check: ``CASES``, and on a mesh ``MESH_CASES`` too."""
+    return CASES + MESH_CASES if on_mesh else CASES

@@ -12,6 +12,7 @@ import numpy as np
 
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update, written_rows
+from properties._src.placement import sharding_preserved
 
 
 def bits(array: np.ndarray) -> np.ndarray:
@@ -79,4 +80,9 @@ PROPERTIES: tuple[Property, ...] = (
     MATCHES_ORACLE,
     Property("untouched-rows-unchanged", BOTH_TIERS, _untouched_rows_unchanged),
     Property("shape-and-dtype-preserved", BOTH_TIERS, _shape_and_dtype_preserved),
+)
+
+# Checked only on a mesh (``--mesh``), where the result has a sharding to keep.
+MESH_PROPERTIES: tuple[Property, ...] = (
+    Property("sharding-preserved", BOTH_TIERS, sharding_preserved),
 )

@@ -21,8 +21,10 @@ import jax
 import numpy as np
 from jax._src.pallas.mosaic.interpret import interpret_pallas_call as tpu_interpreter
 from jax.experimental.pallas import tpu as pltpu
+from jax.sharding import Mesh
 
 from oracle.contract import Update
+from properties._src import placement
 
 INTERPRET_PARAMS = pltpu.InterpretParams(
     detect_races=True, out_of_bounds_reads="raise", uninitialized_memory="nan"
@@ -67,7 +69,7 @@ def load(spec: str) -> Implementation:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ImplementationError(f"{spec!r}: cannot import {module_name!r}: {error}") from None
-    function = module
+    function: object = module
     for part in attribute.split("."):
         function = getattr(function, part, None)
         if function is None:
@@ -157,9 +159,14 @@ def jitted(implementation: Implementation) -> Callable:
     return kept[1]
 
 
-def call(implementation: Implementation, update: Update, mode: str = EAGER) -> np.ndarray:
+def call(
+    implementation: Implementation, update: Update, mode: str = EAGER, *, mesh: Mesh | None = None
+) -> np.ndarray:
     """Run ``implementation`` on fresh device copies of ``update``, called as ``mode`` says
     (one of ``CALL_MODES``); return the cache on the host.
+
+    With a ``mesh``, the copies are placed on it (``placement``) and the result remembers its
+    sharding.
 
     Raises ``RaceDetected`` for a race seen by the interpreter: JAX 0.10 flags it in the
     interpreter's state, newer JAX raises from inside the kernel.
@@ -170,11 +177,9 @@ def call(implementation: Implementation, update: Update, mode: str = EAGER) -> n
     with interpreting():
         pltpu.reset_tpu_interpret_mode_state()  # clean after an earlier kernel's exception
         function = jitted(implementation) if mode == JIT_DONATED else implementation.function
-        # A transfer: unlike jnp.asarray, it compiles no program per shape.
-        arrays = jax.device_put(update.arrays())
         try:
-            result = function(*arrays, page_size=update.page_size)
-            result = np.asarray(jax.block_until_ready(result))
+            result = function(*placement.arguments(update, mesh), page_size=update.page_size)
+            result = placement.to_host(jax.block_until_ready(result), mesh)
         except Exception as error:
             if "RACE DETECTED" in str(error):
                 raise race from error

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from jax.sharding import Mesh
 
 from oracle.contract import Tier, Update
 from properties._src.buckets import BUCKETS, Bucket
@@ -110,6 +111,7 @@ class Metamorphic(SequenceCase):
         explicit_examples: bool = True,
         observe: Callable[[list[Step]], None] | None = None,
         buckets: tuple[Bucket, ...] = BUCKETS,
+        mesh: Mesh | None = None,
     ) -> Callable[[], None]:
         del explicit_examples  # none: the rewrites are drawn
 
@@ -124,7 +126,7 @@ class Metamorphic(SequenceCase):
                     update = dataclasses.replace(update, kv_cache_pages=on)
                 label = f"call {len(steps) + 1}, {what}"
                 steps.append(Step(update, data.draw(MODES, label=f"mode of {label}"), label))
-                return checked(implementation, steps[-1], check=None)
+                return checked(implementation, steps[-1], check=None, mesh=mesh)
 
             self.relation(apply, update, data)
 

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hypothesis import Phase, example, given, settings
+from jax.sharding import Mesh
 
 from oracle.contract import Tier, Update
+from properties._src import placement
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.checks import Property
 from properties._src.implementations import CALL_MODES, Implementation
@@ -47,26 +49,28 @@ class PropertyCase:
         explicit_examples: bool = True,
         observe: Callable[[Step], None] | None = None,
         buckets: tuple[Bucket, ...] = BUCKETS,
+        mesh: Mesh | None = None,
     ) -> Callable[[], None]:
         """A zero-argument Hypothesis test checking this case for ``implementation``.
 
         ``observe`` sees every step (update and mode) before it is run. Without ``explicit_examples`` the
         regression examples are skipped, so a failure must be found and shrunk by search.
         ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows).
+        With a ``mesh`` every update is placed on it (the buckets must split evenly over it).
         """
 
         def test(update: Update, mode: str) -> None:
             step = Step(update, mode)
             if observe is not None:
                 observe(step)
-            checked(implementation, step, self.prop.check)
+            checked(implementation, step, self.prop.check, mesh)
 
         test.__name__ = self.id.replace("-", "_")
         test.__qualname__ = test.__name__
         test = given(updates(self.tier, buckets), MODES)(test)
         if explicit_examples:
             for regression in REGRESSIONS:
-                if self.tier <= regression.tier:
+                if self.tier <= regression.tier and placement.fits(regression.update, mesh):
                     for mode in CALL_MODES:
                         test = example(regression.update, mode)(test)
         if settings_ is not None or not explicit_examples:
@@ -79,6 +83,8 @@ class PropertyCase:
             test = settings(base, phases=phases)(test)
         return test
 
-    def reproduce(self, implementation: Implementation, step: Step) -> Failure | None:
+    def reproduce(
+        self, implementation: Implementation, step: Step, mesh: Mesh | None = None
+    ) -> Failure | None:
         """Run ``step`` again; its ``Failure`` if the property rejects it."""
-        return replay(implementation, [step], self.prop.check, self.name)
+        return replay(implementation, [step], self.prop.check, self.name, mesh)

@@ -129,17 +129,20 @@ def _mode_argument(mode: str) -> str:
     return "" if mode == EAGER else f", mode={mode!r}"
 
 
-def snippet(implementation: str, failure: Failure) -> str:
-    """A script that runs ``implementation`` on the failing update, called as it was, after
-    the steps before it in its sequence (the last few), and checks the property it broke."""
+def snippet(implementation: str, failure: Failure, mesh: str | None = None) -> str:
+    """A script that runs ``implementation`` on the failing update, called as it was (placed
+    on ``mesh``, if given, as ``"pages=P,heads=H"``), after the steps before it in its
+    sequence (the last few), and checks the property it broke."""
+    on_mesh = f', mesh=MeshShape.parse("{mesh}").build()' if mesh else ""
     before = failure.before[-STEPS_REPLAYED:]
     lines = [
         "import jax.numpy as jnp",
         "import numpy as np",
         "",
         "from oracle.contract import Update",
-        "from properties._src.checks import PROPERTIES",
+        "from properties._src.checks import MESH_PROPERTIES, PROPERTIES",
         "from properties._src.implementations import call, load",
+        "from properties._src.placement import MeshShape",
         "",
         f'implementation = load("{implementation}")',
     ]
@@ -150,17 +153,18 @@ def snippet(implementation: str, failure: Failure) -> str:
     for step in before:
         lines += [
             f"# {step}",
-            f"call(implementation, {_update_literal(step.update)}{_mode_argument(step.mode)})",
+            f"call(implementation, {_update_literal(step.update)}"
+            f"{_mode_argument(step.mode)}{on_mesh})",
         ]
     lines += [
         f"update = {_update_literal(failure.update)}",
-        f'prop = next(p for p in PROPERTIES if p.name == "{failure.prop}")',
-        f"prop.check(update, call(implementation, update{_mode_argument(failure.mode)}))",
+        f'prop = next(p for p in PROPERTIES + MESH_PROPERTIES if p.name == "{failure.prop}")',
+        f"prop.check(update, call(implementation, update{_mode_argument(failure.mode)}{on_mesh}))",
     ]
     return "\n".join(lines) + "\n"
 
 
-def render(implementation: str, failure: Failure) -> str:
+def render(implementation: str, failure: Failure, mesh: str | None = None) -> str:
     """The whole counterexample as text."""
     update, actual = failure.update, failure.actual
     expected = reference_update(*update.arrays(), page_size=update.page_size)
@@ -177,5 +181,5 @@ def render(implementation: str, failure: Failure) -> str:
             "rows that differ:",
             *_row_diffs(expected, actual, np.flatnonzero(differs), update.page_size),
         ]
-    lines += ["reproduce:", snippet(implementation, failure)]
+    lines += ["reproduce:", snippet(implementation, failure, mesh)]
     return "\n".join(lines)

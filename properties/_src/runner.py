@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import settings
 from hypothesis.reporting import with_reporter
+from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src.buckets import BUCKETS, Bucket
@@ -46,11 +47,13 @@ def run(
     explicit_examples: bool = True,
     buckets: tuple[Bucket, ...] = BUCKETS,
     before_call: Callable[[Update], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
     Hypothesis stopped for another reason (a health check, a failure that does not recur).
     ``before_call`` sees every update just before the implementation runs on it (replays of
-    a failure included), so a supervisor knows which update a crash or a hang belongs to."""
+    a failure included), so a supervisor knows which update a crash or a hang belongs to.
+    With a ``mesh``, every update is placed on it."""
     recent: deque[Any] = deque(maxlen=KEPT_EXAMPLES)
     examples = 0
 
@@ -65,6 +68,7 @@ def run(
         observe=observe,
         settings_=settings(settings_, report_multiple_bugs=False),
         buckets=buckets,
+        mesh=mesh,
     )
     start = time.perf_counter()
     try:
@@ -73,7 +77,8 @@ def run(
     except Exception as error:
         with watching_calls(before_call):
             failure = next(
-                (f for e in reversed(recent) if (f := case.reproduce(implementation, e))), None
+                (f for e in reversed(recent) if (f := case.reproduce(implementation, e, mesh))),
+                None,
             )
         status, message = ("failed", None) if failure else ("error", describe_error(error))
     else:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hypothesis import Phase, settings
+from jax.sharding import Mesh
 
 from oracle.contract import Tier
 from properties._src.implementations import Implementation
@@ -29,9 +30,11 @@ class SequenceCase:
     def id(self) -> str:
         return f"{self.name}-{self.tier.name.lower()}"
 
-    def reproduce(self, implementation: Implementation, steps: Sequence[Step]) -> Failure | None:
+    def reproduce(
+        self, implementation: Implementation, steps: Sequence[Step], mesh: Mesh | None = None
+    ) -> Failure | None:
         """Replay ``steps`` in order; the first that raises or differs from the oracle."""
-        return replay(implementation, steps)
+        return replay(implementation, steps, mesh=mesh)
 
 
 def budget(settings_: settings | None, share: int = 1) -> settings:

@@ -30,6 +30,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from jax.sharding import Mesh
 
 from kvcache.slot_mapping import slot_mapping
 from oracle.contract import Tier, Update
@@ -83,6 +84,7 @@ class ServingLoop(RuleBasedStateMachine):
 
     implementation: Implementation
     bucket: Bucket
+    mesh: Mesh | None = None
     observe: Callable[[list[Step]], None] | None = None
     requests = Bundle("requests")
 
@@ -135,7 +137,7 @@ class ServingLoop(RuleBasedStateMachine):
         self.steps.append(Step(update, mode, label))
         on_oracle = dataclasses.replace(update, kv_cache_pages=self.oracle_cache)
         self.oracle_cache = reference_update(*on_oracle.arrays(), page_size=self.bucket.page_size)
-        self.cache = checked(self.implementation, self.steps[-1])
+        self.cache = checked(self.implementation, self.steps[-1], mesh=self.mesh)
         self._check_each_request_holds_its_tokens()
 
     @rule(request=consumes(requests))
@@ -200,6 +202,7 @@ class ServingLoopCase(SequenceCase):
         explicit_examples: bool = True,
         observe: Callable[[list[Step]], None] | None = None,
         buckets: tuple[Bucket, ...] = BUCKETS,
+        mesh: Mesh | None = None,
     ) -> Callable[[], None]:
         del explicit_examples  # none: the runs are drawn
         machine = type(
@@ -208,6 +211,7 @@ class ServingLoopCase(SequenceCase):
             {
                 "implementation": implementation,
                 "bucket": buckets[0],
+                "mesh": mesh,
                 "observe": staticmethod(observe) if observe else None,
             },
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from hypothesis import given
 from hypothesis import strategies as st
+from jax.sharding import Mesh
 
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.checks import BOTH_TIERS
@@ -49,6 +50,7 @@ class ShapeChanges(SequenceCase):
         explicit_examples: bool = True,
         observe: Callable[[list[Step]], None] | None = None,
         buckets: tuple[Bucket, ...] = BUCKETS,
+        mesh: Mesh | None = None,
     ) -> Callable[[], None]:
         del explicit_examples  # none: the sequences are drawn
 
@@ -72,7 +74,7 @@ class ShapeChanges(SequenceCase):
                 )
                 update = data.draw(updates(self.tier, (bucket,)), label=label)
                 steps.append(Step(update, data.draw(MODES), label))
-                checked(implementation, steps[-1])
+                checked(implementation, steps[-1], mesh=mesh)
 
         test.__name__ = self.id.replace("-", "_")
         return budget(settings_)(test)

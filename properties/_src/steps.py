@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
+from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src.checks import MATCHES_ORACLE
@@ -76,19 +77,22 @@ def watching_calls(before_call: Callable[[Update], None] | None) -> Iterator[Non
             _WATCHERS.remove(before_call)
 
 
-def _call(implementation: Implementation, step: Step) -> np.ndarray:
+def _call(implementation: Implementation, step: Step, mesh: Mesh | None) -> np.ndarray:
     for watcher in _WATCHERS:
         watcher(step.update)
-    return call(implementation, step.update, step.mode)
+    return call(implementation, step.update, step.mode, mesh=mesh)
 
 
 def checked(
-    implementation: Implementation, step: Step, check: Check | None = MATCHES_ORACLE.check
+    implementation: Implementation,
+    step: Step,
+    check: Check | None = MATCHES_ORACLE.check,
+    mesh: Mesh | None = None,
 ) -> np.ndarray:
-    """Run one step and check its result (unless ``check`` is None); a failure or an error
-    says which step it was and how it was called."""
+    """Run one step (on ``mesh``, if given) and check its result (unless ``check`` is None);
+    a failure or an error says which step it was and how it was called."""
     try:
-        actual = _call(implementation, step)
+        actual = _call(implementation, step, mesh)
         if check is not None:
             check(step.update, actual)
     except AssertionError as error:
@@ -104,11 +108,12 @@ def replay(
     steps: Sequence[Step],
     check: Check = MATCHES_ORACLE.check,
     prop: str = MATCHES_ORACLE.name,
+    mesh: Mesh | None = None,
 ) -> Failure | None:
     """Run ``steps`` in order; the ``Failure`` of the first that raises or that ``check``
     rejects, else None. Its message starts with the step's label and calling mode."""
     for index, step in enumerate(steps):
-        failed = _failure(implementation, step, check)
+        failed = _failure(implementation, step, check, mesh)
         if failed is not None:
             actual, why = failed
             before = tuple(steps[:index])
@@ -117,11 +122,11 @@ def replay(
 
 
 def _failure(
-    implementation: Implementation, step: Step, check: Check
+    implementation: Implementation, step: Step, check: Check, mesh: Mesh | None
 ) -> tuple[np.ndarray | None, str] | None:
     """``(result, why)`` if the step raises or ``check`` rejects its result, else None."""
     try:
-        actual = _call(implementation, step)
+        actual = _call(implementation, step, mesh)
     except Exception as error:
         return None, f"the implementation raised {describe_error(error)}"
     try:

@@ -34,8 +34,9 @@ from typing import Protocol
 from oracle.contract import Update
 from properties._src import compilation_cache
 from properties._src.api import CaseResult, check
-from properties._src.cases import CASES, Case
+from properties._src.cases import CASES, MESH_CASES, Case
 from properties._src.implementations import load
+from properties._src.placement import MeshShape, ensure_cpu_devices
 from properties._src.report import render
 from properties._src.runner import Failure
 
@@ -71,8 +72,10 @@ def _child(
         # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
         logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
         compilation_cache.enable()  # JAX's settings are per process
+        if options.get("mesh"):  # before the implementation's import can start JAX
+            ensure_cpu_devices(MeshShape.parse(options["mesh"]).devices)
         implementation = load(spec)
-        by_id = {case.id: case for case in CASES}
+        by_id = {case.id: case for case in CASES + MESH_CASES}
         for case_id in case_ids:
             connection.send((STARTED, case_id))
             [result] = check(
@@ -91,6 +94,7 @@ class _Checking:
     process: BaseProcess  # these three belong to the current child, set by ``start``
     connection: Connection
     stack_file: Path
+    mesh: str | None
 
     def __init__(self, spec: str, cases: Iterable[Case]):
         self.spec = spec
@@ -105,6 +109,7 @@ class _Checking:
         descriptor, name = tempfile.mkstemp(suffix=".stack", dir=directory)
         os.close(descriptor)
         self.stack_file = Path(name)
+        self.mesh = options.get("mesh")  # for the snippet of a crash's counterexample
         receiver, sender = context.Pipe(duplex=False)
         self.process = context.Process(
             target=_child,
@@ -165,7 +170,8 @@ class _Checking:
         if where:
             message += f"\nwhere (innermost first):\n{where}"
         if self.update is not None:
-            text = render(self.spec, Failure(self.update, None, message))
+            failure = Failure(self.update, None, message)
+            text = render(self.spec, failure, mesh=self.mesh)
         else:
             text = message
         seconds = 0.0 if self.case_started is None else time.monotonic() - self.case_started
