@@ -103,13 +103,16 @@ class ServingLoop(RuleBasedStateMachine):
     @initialize(target=requests, data=st.data(), mode=MODES)
     def first_request(self, data: st.DataObject, mode: str) -> int:
         """Every run starts with a request and a step, so it calls the implementation."""
-        request_id = self.arrive(data)
+        request_id = self._arrive(data)
         self.step(data, mode)
         return request_id
 
     @precondition(lambda self: len(self.live) < MAX_REQUESTS)
     @rule(target=requests, data=st.data())
     def arrive(self, data: st.DataObject) -> int:
+        return self._arrive(data)
+
+    def _arrive(self, data: st.DataObject) -> int:
         request_id = self.arrivals
         self.arrivals += 1
         max_tokens = PAGES_PER_REQUEST * self.bucket.page_size
