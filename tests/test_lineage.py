@@ -35,7 +35,10 @@ def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = B
 
 @pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
 def test_seed_fallback_is_caught_writing_a_clamped_window(tier):
-    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier)
+    # Its jnp.pad and jnp.where also quiet bfloat16 NaN payloads under jaxlib 0.10 (a second
+    # defect, found first on some search paths): search the other dtypes for the window.
+    no_bfloat16 = tuple(b for b in BUCKETS if b.dtype != "bfloat16")
+    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier, no_bfloat16)
     rows = update.kv_cache_pages.shape[0]
     # The defect: a slice in the last page at an offset, whose page-sized window JAX clamps.
     assert any(
