@@ -1,10 +1,14 @@
-"""Harness throughput: examples per second for each implementation under a Hypothesis profile.
+"""Harness throughput: examples per second and compile seconds per implementation, for every
+case in ``CASES`` under a Hypothesis profile.
 
-Runs every case (property, tier) in turn, as one pytest worker does, counting the examples Hypothesis generates. The first case pays for compiling
-each shape bucket; the rest find the compiled programs in memory (warm). The first case then
-runs again with JAX's in-memory caches cleared, loading the programs from the persistent
-compilation cache (a fresh directory for the run), as a new worker or a later run would.
-``--profile-top N`` adds a cProfile summary per implementation, to see where the time goes.
+Runs the cases in turn, as one ``kvcache-check`` worker does, with JAX's in-memory caches
+cleared before each implementation and a persistent compilation cache that starts empty (one
+directory for the run: JAX opens it once per process), so each implementation pays for the
+programs it is the first to compile. Compile seconds are what JAX reports through
+``jax.monitoring`` while the cases run (tracing, lowering and XLA compilation). Then the
+first case runs again with the in-memory caches cleared, loading the programs from the
+persistent cache, as a new worker or a later run would. ``--per-case`` prints a row per case;
+``--profile-top N`` adds a cProfile summary per implementation.
 
 Run: ``python -m benchmarks.throughput`` (``--help`` for options).
 """
@@ -17,56 +21,89 @@ import cProfile
 import pstats
 import tempfile
 import time
+from collections import Counter
 
 import jax
+from jax import monitoring
 
 from properties._src import compilation_cache
 from properties._src.cases import CASES
-from properties._src.hypothesis_test import property_test
 from properties._src.implementations import Implementation, builtin
 from properties._src.profiles import PROFILES
 
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+_seconds: Counter[str] = Counter()
 
-def run_cases(implementation: Implementation, profile: str, cases=CASES) -> list[tuple[int, float]]:
-    """``(examples, seconds)`` for each case, in order."""
+
+def _listen(event: str, duration: float, **_) -> None:
+    _seconds[event] += duration
+
+
+monitoring.register_event_duration_secs_listener(_listen)
+
+
+def compile_seconds() -> float:
+    """Seconds spent tracing, lowering and compiling since the process started."""
+    return sum(_seconds[event] for event in COMPILE_EVENTS)
+
+
+def run_cases(implementation: Implementation, profile: str, cases=CASES) -> list[tuple]:
+    """``(case id, examples, seconds, compile seconds)`` for each case, in order."""
     results = []
     for case in cases:
-        seen = []
-        test = property_test(case, implementation, observe=seen.append, settings_=PROFILES[profile])
-        start = time.perf_counter()
+        seen: list = []
+        test = case.build(implementation, observe=seen.append, settings_=PROFILES[profile])
+        compiled, start = compile_seconds(), time.perf_counter()
         test()
-        results.append((len(seen), time.perf_counter() - start))
+        results.append(
+            (case.id, len(seen), time.perf_counter() - start, compile_seconds() - compiled)
+        )
     return results
 
 
-def rate(results: list[tuple[int, float]]) -> str:
-    examples, seconds = (sum(column) for column in zip(*results, strict=True))
-    return f"{examples:4d} in {seconds:6.2f} s = {examples / seconds:6.1f}/s"
+def rate(results: list[tuple]) -> str:
+    examples, seconds, compiling = (sum(r[i] for r in results) for i in (1, 2, 3))
+    return (
+        f"{examples:5d} {seconds:8.2f} {examples / seconds:9.1f} "
+        f"{compiling:9.2f} {100 * compiling / seconds:5.0f}%"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="ci", help="Hypothesis profile (default ci)")
+    parser.add_argument("--per-case", action="store_true", help="print a row per case")
     parser.add_argument("--profile-top", type=int, default=0, help="print the N costliest calls")
     args = parser.parse_args(argv)
     print(
         f"jax {jax.__version__} on {jax.default_backend()}; profile {args.profile};"
-        f" {len(CASES)} (property, tier) cases per implementation"
+        f" {len(CASES)} cases per implementation"
     )
-    header = ("first case: compiling", "first case: from disk", "the other cases: warm")
-    print(f"{'implementation':28}" + "".join(f" {title:>28}" for title in header))
-    with tempfile.TemporaryDirectory() as directory:
-        compilation_cache.enable(directory, replace=True)
-        for implementation in builtin():
-            profiler = cProfile.Profile() if args.profile_top else None
-            with profiler or contextlib.nullcontext():
-                results = run_cases(implementation, args.profile)
-            jax.clear_caches()
-            from_disk = run_cases(implementation, args.profile, cases=CASES[:1])
-            rates = (rate(results[:1]), rate(from_disk), rate(results[1:]))
-            print(f"{implementation.name:28}" + "".join(f" {r:>28}" for r in rates))
-            if profiler:
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_top)
+    header = f"{'examples':>8} {'seconds':>8} {'examples/s':>10} {'compile s':>9} share"
+    print(f"{'implementation':44} {header}   first case from disk: examples, s, /s")
+    directory = tempfile.TemporaryDirectory()
+    compilation_cache.enable(directory.name, replace=True)
+    for implementation in builtin():
+        jax.clear_caches()
+        profiler = cProfile.Profile() if args.profile_top else None
+        with profiler or contextlib.nullcontext():
+            results = run_cases(implementation, args.profile)
+        jax.clear_caches()
+        [(_, examples, seconds, _)] = run_cases(implementation, args.profile, CASES[:1])
+        print(
+            f"{implementation.name:44} {rate(results)}   "
+            f"{examples:4d} {seconds:6.2f} {examples / seconds:6.1f}"
+        )
+        if args.per_case:
+            for result in results:
+                print(f"  {result[0]:42} {rate([result])}")
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_top)
+    directory.cleanup()
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ from kvcache.kernel import TPU_LANES, kv_cache_update
 
 
 def _platform(array) -> str:
+    """Where ``array`` lives; traced (inside ``jax.jit``) it has no devices yet, and the
+    program runs on JAX's default backend."""
     devices = getattr(array, "devices", None)
-    return next(iter(devices())).platform if devices is not None else jax.default_backend()
+    if devices is None or isinstance(array, jax.core.Tracer):
+        return jax.default_backend()
+    return next(iter(devices())).platform
 
 
 def update(

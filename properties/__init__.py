@@ -6,7 +6,9 @@
     result = check("mymodule:update", tier="serving")   # structured results, as kvcache-check's JSON
 
 ``updates(tier)`` draws whole updates valid for a tier, for properties of your own;
-``PROPERTIES`` and ``CASES`` are what ``check`` runs (``MESH_CASES`` too, given ``mesh=``). The pytest plugin (``properties.plugin``)
+``PROPERTIES`` and ``CASES`` are what ``check`` runs (``MESH_CASES`` too, given ``mesh=``).
+``call(implementation, update, mode)``
+runs one update in one of ``CALL_MODES`` (eagerly, or under ``jax.jit`` with the cache donated). The pytest plugin (``properties.plugin``)
 adds ``--kvcache-impl`` and the ``kvcache_implementation`` fixture; ``kvcache-check`` is the
 command line.
 """
@@ -20,14 +22,21 @@ from properties._src.api import (
     assert_conforms,
     check,
 )
-from properties._src.cases import CASES, MESH_CASES, PROPERTIES, Case, Property
+from properties._src.cases import CASES, MESH_CASES, PROPERTIES, Case, Property, PropertyCase
 from properties._src.comparison import COMPARISONS
 from properties._src.diagnosis import CODES as DIAGNOSES
-from properties._src.implementations import Implementation, ImplementationError, call, load
+from properties._src.implementations import (
+    CALL_MODES,
+    Implementation,
+    ImplementationError,
+    call,
+    load,
+)
 from properties._src.profiles import PROFILES
 from properties._src.strategies import updates
 
 __all__ = [
+    "CALL_MODES",
     "CASES",
     "COMPARISONS",
     "DIAGNOSES",
@@ -42,6 +51,7 @@ __all__ = [
     "Implementation",
     "ImplementationError",
     "Property",
+    "PropertyCase",
     "Tier",
     "Update",
     "assert_conforms",

@@ -119,7 +119,7 @@ def test_rows_that_differ_show_only_the_elements_that_differ():
     actual = call(load("kvcache:kv_cache_update_jax"), update).copy()
     actual[0, 1, 6] = 7.0
     failure = judge(Implementation("x", lambda *a, page_size: actual), MATCHES_ORACLE, update)
-    text = render("x", "matches-oracle", failure)
+    text = render("x", failure)
     assert "row 0 (page 0 offset 0): 1 of 16 elements differ" in text
     assert "    [1, 6]: 1. -> 7.\n" in text
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -31,3 +34,14 @@ def test_update_chooses_by_platform_and_layout(monkeypatch, platform, head_dim, 
         page_size=4,
     )
     assert chosen == [expected]
+
+
+def test_update_runs_inside_jit_with_the_cache_donated():
+    # A traced cache has no devices: reading them raised ConcretizationTypeError under jit.
+    cache = jnp.zeros((8, 1, 2))
+    update = jax.jit(functools.partial(dispatch.update, page_size=4), donate_argnums=2)
+    result = update(
+        jnp.ones((2, 1, 2)), jnp.array([[4], [0], [2]], jnp.int32), cache, jnp.array([1])
+    )
+    assert cache.is_deleted()
+    assert jnp.array_equal(result[:, 0, 0], jnp.array([0, 0, 0, 0, 1, 1, 0, 0]))

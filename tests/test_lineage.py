@@ -14,12 +14,12 @@ from hypothesis import settings
 
 from oracle.contract import Tier, Update
 from properties._src.buckets import BUCKETS, Bucket
-from properties._src.cases import PROPERTIES, Case
-from properties._src.hypothesis_test import property_test
+from properties._src.checks import MATCHES_ORACLE
 from properties._src.implementations import load
+from properties._src.property_case import PropertyCase
 from properties._src.runner import run
+from properties._src.steps import Step
 
-MATCHES_ORACLE = next(p for p in PROPERTIES if p.name == "matches-oracle")
 SEARCH = settings(
     max_examples=300, derandomize=True, database=None, deadline=None, report_multiple_bugs=False
 )
@@ -27,9 +27,8 @@ SEARCH = settings(
 
 def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = BUCKETS) -> Update:
     """Run matches-oracle without the regression examples; return the last (shrunk) update."""
-    seen: list[Update] = []
-    test = property_test(
-        Case(MATCHES_ORACLE, tier),
+    seen: list[Step] = []
+    test = PropertyCase(MATCHES_ORACLE, tier).build(
         load(spec),
         explicit_examples=False,
         observe=seen.append,
@@ -38,12 +37,15 @@ def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = B
     )
     with pytest.raises(Exception):  # noqa: B017 - a mismatch or a crash in the kernel both count
         test()
-    return seen[-1]
+    return seen[-1].update
 
 
 @pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
 def test_seed_fallback_is_caught_writing_a_clamped_window(tier):
-    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier)
+    # Its jnp.pad and jnp.where also quiet bfloat16 NaN payloads under jaxlib 0.10 (a second
+    # defect, found first on some search paths): search the other dtypes for the window.
+    no_bfloat16 = tuple(b for b in BUCKETS if b.dtype != "bfloat16")
+    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier, no_bfloat16)
     rows = update.kv_cache_pages.shape[0]
     # The defect: a slice in the last page at an offset, whose page-sized window JAX clamps.
     assert any(
@@ -57,7 +59,7 @@ def test_seed_kernel_is_caught_copying_padding_in_its_last_grid_step(tier):
     # Interpreted kernels are slow to shrink across shapes: search one small bucket.
     outcome = run(
         load("properties.known_bad.lineage:seed_kernel"),
-        Case(MATCHES_ORACLE, tier),
+        PropertyCase(MATCHES_ORACLE, tier),
         SEARCH,
         explicit_examples=False,
         buckets=BUCKETS[:1],

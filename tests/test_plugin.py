@@ -6,24 +6,34 @@ from __future__ import annotations
 
 import pytest
 
-# An update written from the operation's definition alone, and the same with one bug.
+# An update written from the operation's definition alone, and the same with one bug. It is
+# jittable (the harness also calls it inside jax.jit) and scatters bit patterns, so NaN payloads
+# survive an XLA that widens bfloat16 scatters.
 IMPLEMENTATIONS = """
 import jax.numpy as jnp
-import numpy as np
+from jax import lax
 
 
 def update(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
-    cache = np.array(kv_cache_pages)
-    tokens = np.asarray(new_kv_tokens)
-    indices = np.asarray(slice_indices)
-    for column in range(int(np.asarray(total_update_slices).reshape(-1)[0])):
-        dst, src, length = (int(v) for v in indices[:, column])
-        cache[dst : dst + length] = tokens[src : src + length]
-    return jnp.asarray(cache)
+    as_bits = jnp.dtype(f"uint{8 * kv_cache_pages.dtype.itemsize}")
+    tokens = lax.bitcast_convert_type(new_kv_tokens, as_bits)
+    n = jnp.reshape(total_update_slices, ())
+    rows = jnp.arange(page_size)
+
+    def copy_column(column, cache):
+        dst, src, length = slice_indices[0, column], slice_indices[1, column], slice_indices[2, column]
+        written = (rows < length) & (column < n)
+        target = jnp.where(written, dst + rows, cache.shape[0])  # past the end: dropped
+        source = jnp.clip(src + rows, 0, tokens.shape[0] - 1)
+        return cache.at[target].set(tokens[source], mode="drop")
+
+    cache = lax.bitcast_convert_type(kv_cache_pages, as_bits)
+    cache = lax.fori_loop(0, slice_indices.shape[1], copy_column, cache)
+    return lax.bitcast_convert_type(cache, kv_cache_pages.dtype)
 
 
 def update_ignoring_the_count(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
-    every_column = np.array([slice_indices.shape[1]], dtype=np.int32)
+    every_column = jnp.full((1,), slice_indices.shape[1], jnp.int32)
     return update(new_kv_tokens, slice_indices, kv_cache_pages, every_column, page_size=page_size)
 """
 

@@ -1,4 +1,4 @@
-"""Every case (a property on a tier) for every implementation under test; with
+"""Every case in ``CASES`` for every implementation under test; with
 ``--kvcache-mesh``, on that mesh and with the mesh's own cases too."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import pytest
 
 from properties._src.api import fitting_buckets
 from properties._src.cases import all_cases
-from properties._src.hypothesis_test import property_test
 from properties.plugin import mesh_shape
 
 
@@ -18,8 +17,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_property(kvcache_implementation, kvcache_mesh, kvcache_check_options, case, pytestconfig):
     constraints = kvcache_check_options["constraints"]
-    property_test(
-        case,
+    case.build(
         kvcache_implementation,
         buckets=fitting_buckets(constraints, mesh_shape(pytestconfig)),
         constraints=constraints,

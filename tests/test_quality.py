@@ -61,7 +61,7 @@ def test_the_sharded_mutants_match_the_oracle_on_one_device(spec):
     """Only a mesh tells them apart, which is why they are not in KNOWN_BAD."""
     budget = settings(GATE, max_examples=10)
     for case in all_cases(False):
-        if case.prop.name == "matches-oracle":
+        if case.name == "matches-oracle":
             outcome = run(load(spec), case, budget, explicit_examples=False)
             assert outcome.status == "passed", (case.id, outcome.failure)
 

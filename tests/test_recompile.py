@@ -1,4 +1,5 @@
-"""Hypothesis must not pay a compilation per example: one per static shape, at most."""
+"""Hypothesis must not pay a compilation per example: one per static shape and calling
+mode, at most."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import pytest
 from hypothesis import settings
 
 from kvcache import kv_cache_update, kv_cache_update_jax
-from oracle.contract import Tier, Update
+from oracle.contract import Tier
 from properties._src.buckets import BUCKETS
-from properties._src.cases import PROPERTIES, Case
-from properties._src.hypothesis_test import property_test
-from properties._src.implementations import load
+from properties._src.checks import MATCHES_ORACLE
+from properties._src.implementations import CALL_MODES, EAGER, JIT_DONATED, jitted, load
+from properties._src.property_case import PropertyCase
+from properties._src.steps import Step
 
 JITTED = {
     "kvcache:kv_cache_update_jax": kv_cache_update_jax,
@@ -19,23 +21,28 @@ JITTED = {
 
 
 @pytest.mark.parametrize("spec", list(JITTED))
-def test_one_compilation_per_static_shape(spec):
-    function = JITTED[spec]
-    signatures: set[tuple] = set()
+def test_one_compilation_per_static_shape_and_calling_mode(spec):
+    implementation = load(spec)
+    signatures: dict[str, set[tuple]] = {mode: set() for mode in CALL_MODES}
     examples = []
 
-    def observe(update: Update) -> None:
+    def observe(step: Step) -> None:
+        update = step.update
         examples.append(update)
-        signatures.add((update.total_update_slices.shape, update.kv_cache_pages.dtype))
+        signature = (update.total_update_slices.shape, update.kv_cache_pages.dtype)
+        signatures[step.mode].add(signature)
 
-    before = function._cache_size()
-    property_test(
-        Case(PROPERTIES[0], Tier.GENERAL),
-        load(spec),
+    # Eager calls compile the implementation's own jit; calls under jit, the harness's wrapper.
+    programs = {EAGER: JITTED[spec], JIT_DONATED: jitted(implementation)}
+    before = {mode: program._cache_size() for mode, program in programs.items()}
+    PropertyCase(MATCHES_ORACLE, Tier.GENERAL).build(
+        implementation,
         explicit_examples=False,
         observe=observe,
         settings_=settings(max_examples=25, derandomize=True, database=None, deadline=None),
         buckets=BUCKETS[:1],
     )()
-    assert len(examples) > len(signatures)
-    assert function._cache_size() - before <= len(signatures)
+    assert len(examples) > sum(len(s) for s in signatures.values())
+    for mode, program in programs.items():
+        assert signatures[mode], f"no example was called {mode}"
+        assert program._cache_size() - before[mode] <= len(signatures[mode]), mode

@@ -7,7 +7,6 @@ import pytest
 from kvcache.kernel import TPU_LANES
 from properties._src.buckets import BUCKETS
 from properties._src.cases import CASES
-from properties._src.hypothesis_test import property_test
 from properties._src.implementations import load
 
 LANE_ALIGNED = tuple(b for b in BUCKETS if b.head_dim % TPU_LANES == 0)
@@ -16,4 +15,4 @@ LANE_ALIGNED = tuple(b for b in BUCKETS if b.head_dim % TPU_LANES == 0)
 @pytest.mark.tpu
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_native_kernel(case):
-    property_test(case, load("kvcache:kv_cache_update"), buckets=LANE_ALIGNED)()
+    case.build(load("kvcache:kv_cache_update"), buckets=LANE_ALIGNED)()

@@ -151,7 +151,6 @@ def check(
         text = (
             render(
                 chosen.name,
-                case.prop.name,
                 outcome.failure,
                 diagnosis=outcome.diagnosis,
                 replay=outcome.replay,
@@ -163,7 +162,7 @@ def check(
         )
         results.append(
             CaseResult(
-                property=case.prop.name,
+                property=case.name,
                 tier=case.tier.name.lower(),
                 status=outcome.status,
                 examples=outcome.examples,

@@ -1,111 +1,100 @@
-"""The properties every implementation must have, and the cases they make: one per
-(property, tier). ``CASES`` is the one list that pytest, ``kvcache-check``, the Python API,
-the quality gate and the benchmarks all run."""
+"""The cases: ``CASES`` is the one list that pytest, ``kvcache-check``, the Python API, the
+quality gate and the benchmarks all run.
+
+A case owns its whole Hypothesis test (``build``), has every call judged by the judge the
+runner hands it, and can reproduce a failure from an example its test observed
+(``reproduce``), so the runner needs to know nothing more:
+
+* a property on a tier (``PropertyCase``): each example is one update, called eagerly or
+  under ``jax.jit`` with a donated cache (drawn);
+* shapes changing between calls, the metamorphic relations and the serving loop
+  (``SequenceCase``): each example is a sequence of calls, recorded as ``Step``s.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any, Protocol
 
-import numpy as np
+from hypothesis import settings
+from jax.sharding import Mesh
 
-from oracle.contract import Tier, Update
-from oracle.reference import reference_update, written_rows
-from properties._src.comparison import canonical, canonical_update
-from properties._src.placement import sharding_preserved
+from oracle.contract import Tier
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.checks import MESH_PROPERTIES, PROPERTIES, Property, bits, differing_rows
+from properties._src.constraints import Constraint
+from properties._src.implementations import Implementation
+from properties._src.metamorphic import METAMORPHIC
+from properties._src.property_case import PropertyCase
+from properties._src.serving_loop import SERVING_LOOP
+from properties._src.shape_changes import SHAPE_CHANGES
+from properties._src.steps import Failure, Judge
 
-
-def bits(array: np.ndarray) -> np.ndarray:
-    """The array's bit patterns, so NaN payloads and -0.0 compare exactly."""
-    return np.ascontiguousarray(array).view(f"u{array.dtype.itemsize}")
-
-
-def assert_same_layout(expected: np.ndarray, actual: np.ndarray) -> None:
-    """The result has the cache's shape and dtype."""
-    assert (actual.shape, actual.dtype) == (expected.shape, expected.dtype), (
-        f"result is {actual.dtype}{list(actual.shape)}; "
-        f"the cache is {expected.dtype}{list(expected.shape)}"
-    )
-
-
-def differing_rows(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Indices of cache rows whose bits differ (after checking the layouts agree)."""
-    assert_same_layout(expected, actual)
-    differs = bits(expected) != bits(actual)
-    return np.flatnonzero(differs.any(axis=tuple(range(1, differs.ndim))))
-
-
-@dataclass(frozen=True)
-class Property:
-    """A named check of one implementation's result on one update."""
-
-    name: str
-    tiers: tuple[Tier, ...]
-    check: Callable[[Update, np.ndarray], None]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def verify(self, update: Update, actual: np.ndarray, compare: str = "bits") -> None:
-        """``check``, comparing as ``compare`` says (``comparison.COMPARISONS``)."""
-        self.check(canonical_update(update, compare), canonical(actual, compare))
+__all__ = [
+    "CASES",
+    "MESH_CASES",
+    "MESH_PROPERTIES",
+    "PROPERTIES",
+    "Case",
+    "Property",
+    "PropertyCase",
+    "all_cases",
+    "bits",
+    "differing_rows",
+]
 
 
-def _matches_oracle(update: Update, actual: np.ndarray) -> None:
-    expected = reference_update(
-        update.new_kv_tokens,
-        update.slice_indices,
-        update.kv_cache_pages,
-        update.total_update_slices,
-        page_size=update.page_size,
-    )
-    rows = differing_rows(expected, actual)
-    assert rows.size == 0, f"cache rows {rows.tolist()} differ from the oracle"
-
-
-def _untouched_rows_unchanged(update: Update, actual: np.ndarray) -> None:
-    assert_same_layout(update.kv_cache_pages, actual)
-    untouched = ~written_rows(update)
-    rows = differing_rows(update.kv_cache_pages[untouched], actual[untouched])
-    assert rows.size == 0, (
-        f"cache rows {np.flatnonzero(untouched)[rows].tolist()} changed but no real column writes them"
-    )
-
-
-def _shape_and_dtype_preserved(update: Update, actual: np.ndarray) -> None:
-    assert_same_layout(update.kv_cache_pages, actual)
-
-
-BOTH_TIERS = (Tier.GENERAL, Tier.SERVING)
-
-PROPERTIES: tuple[Property, ...] = (
-    Property("matches-oracle", BOTH_TIERS, _matches_oracle),
-    Property("untouched-rows-unchanged", BOTH_TIERS, _untouched_rows_unchanged),
-    Property("shape-and-dtype-preserved", BOTH_TIERS, _shape_and_dtype_preserved),
-)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One property checked on one tier."""
-
-    prop: Property
-    tier: Tier
+class Case(Protocol):
+    """What every case provides; ``name`` is the property name reports use."""
 
     @property
-    def id(self) -> str:
-        """``property-tier``, as pytest ids and reports name it."""
-        return f"{self.prop.name}-{self.tier.name.lower()}"
+    def name(self) -> str: ...
+
+    @property
+    def tier(self) -> Tier: ...
+
+    @property
+    def id(self) -> str: ...
+
+    def build(
+        self,
+        implementation: Implementation,
+        *,
+        settings_: settings | None = None,
+        explicit_examples: bool = True,
+        observe: Callable[[Any], None] | None = None,
+        buckets: tuple[Bucket, ...] = BUCKETS,
+        constraints: tuple[Constraint, ...] = (),
+        compare: str = "bits",
+        mesh: Mesh | None = None,
+        judge: Judge | None = None,
+    ) -> Callable[[], None]:
+        """A zero-argument Hypothesis test; ``observe`` sees each example before it runs;
+        with a ``mesh`` every update is placed on it; ``judge`` runs and judges each call
+        (by default, any finding compared as ``compare`` says fails the example)."""
+        ...
+
+    def reproduce(
+        self,
+        implementation: Implementation,
+        example: Any,
+        mesh: Mesh | None = None,
+        compare: str = "bits",
+    ) -> Failure | None:
+        """The failure ``example`` (one ``observe`` saw) shows when judged again, or None."""
+        ...
 
 
-CASES: tuple[Case, ...] = tuple(Case(prop, tier) for prop in PROPERTIES for tier in prop.tiers)
+CASES: tuple[Case, ...] = (
+    *(PropertyCase(prop, tier) for prop in PROPERTIES for tier in prop.tiers),
+    *SHAPE_CHANGES,
+    *METAMORPHIC,
+    SERVING_LOOP,
+)
 
 # Checked only on a mesh (``--mesh``), where the result has a sharding to keep.
-MESH_PROPERTIES: tuple[Property, ...] = (
-    Property("sharding-preserved", BOTH_TIERS, sharding_preserved),
-)
 MESH_CASES: tuple[Case, ...] = tuple(
-    Case(prop, tier) for prop in MESH_PROPERTIES for tier in prop.tiers
+    PropertyCase(prop, tier) for prop in MESH_PROPERTIES for tier in prop.tiers
 )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties._src.cases import bits
+from properties._src.checks import bits
 from properties._src.comparison import is_floating
 
 CODES = (

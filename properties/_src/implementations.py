@@ -2,7 +2,9 @@
 
 An implementation is any callable
 ``f(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size)``
-returning the updated cache. ``call`` runs it on one ``Update``. Off a TPU, every Pallas TPU
+returning the updated cache. ``call`` runs it on one ``Update``, in one of two calling
+modes: eagerly, or as a serving engine calls it, inside ``jax.jit`` with every array traced
+(``page_size`` static) and the cache donated. Off a TPU, every Pallas TPU
 kernel it launches runs in the TPU interpreter with out-of-bounds reads raising,
 uninitialised memory as NaN and race detection on, without the implementation knowing.
 """
@@ -29,6 +31,14 @@ from properties._src.isolation import clean_slate
 INTERPRET_PARAMS = pltpu.InterpretParams(
     detect_races=True, out_of_bounds_reads="raise", uninitialized_memory="nan"
 )
+
+
+EAGER = "eager"
+JIT_DONATED = "jit-donated"
+CALL_MODES = (EAGER, JIT_DONATED)
+"""How ``call`` runs an implementation: as it is, or inside ``jax.jit`` with the cache donated."""
+
+MODE_PHRASES = {EAGER: "called eagerly", JIT_DONATED: "under jax.jit with a donated cache"}
 
 
 class ImplementationError(Exception):
@@ -128,14 +138,44 @@ def interpreting(*, detect_races: bool = True) -> contextlib.AbstractContextMana
     )
 
 
+_JITTED: dict[tuple[int, bool], tuple[Callable, Callable]] = {}
+"""(id(function), detect_races) -> (function, its jit): the interpreter's settings are read
+while tracing, so a run without race detection gets a program of its own."""
+
+
+def jitted(implementation: Implementation, *, detect_races: bool = True) -> Callable:
+    """``implementation`` inside ``jax.jit``: every array traced, ``page_size`` static, the
+    cache (argument 2) donated. One wrapper per implementation, so JAX compiles it once per
+    static shape however many examples run."""
+    function = implementation.function
+    key = (id(function), detect_races)
+    kept = _JITTED.get(key)
+    if kept is None or kept[0] is not function:  # keyed by id: callables need not be hashable
+
+        def traced(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size):
+            return function(
+                new_kv_tokens,
+                slice_indices,
+                kv_cache_pages,
+                total_update_slices,
+                page_size=page_size,
+            )
+
+        kept = (function, jax.jit(traced, static_argnames="page_size", donate_argnums=2))
+        _JITTED[key] = kept
+    return kept[1]
+
+
 def call(
     implementation: Implementation,
     update: Update,
+    mode: str = EAGER,
     *,
     mesh: Mesh | None = None,
     detect_races: bool = True,
 ) -> np.ndarray:
-    """Run ``implementation`` on fresh device copies of ``update``; return the cache on the host.
+    """Run ``implementation`` on fresh device copies of ``update``, called as ``mode`` says
+    (one of ``CALL_MODES``); return the cache on the host.
 
     With a ``mesh``, the copies are placed on it (``placement``) and the result remembers its
     sharding. Each call starts from clean state (``isolation.clean_slate``): nothing an earlier
@@ -144,12 +184,17 @@ def call(
     inside the kernel. ``detect_races=False`` turns the race detector off (to tell its own
     faults apart).
     """
+    if mode not in CALL_MODES:
+        raise ValueError(f"unknown calling mode {mode!r}; choose one of {', '.join(CALL_MODES)}")
     race = RaceDetected(f"{implementation}: the TPU interpreter detected a race")
     with clean_slate(), interpreting(detect_races=detect_races):
+        function = (
+            jitted(implementation, detect_races=detect_races)
+            if mode == JIT_DONATED
+            else implementation.function
+        )
         try:
-            result = implementation.function(
-                *placement.arguments(update, mesh), page_size=update.page_size
-            )
+            result = function(*placement.arguments(update, mesh), page_size=update.page_size)
             result = placement.to_host(jax.block_until_ready(result), mesh)
         except Exception as error:
             if "RACE DETECTED" in str(error):

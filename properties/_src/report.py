@@ -9,9 +9,12 @@ import numpy as np
 
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties._src.cases import bits, differing_rows
+from properties._src.checks import bits, differing_rows
 from properties._src.diagnosis import Diagnosis, owners
-from properties._src.runner import Failure
+from properties._src.implementations import EAGER
+from properties._src.steps import Failure
+
+STEPS_REPLAYED = 3  # earlier steps of a sequence written into the snippet, at most
 
 CELLS_PER_LINE = 64
 ROWS_SHOWN = 8
@@ -112,41 +115,62 @@ def _literal(array: np.ndarray) -> str:
     )
 
 
-def snippet(
-    implementation: str,
-    prop: str,
-    update: Update,
-    mesh: str | None = None,
-    compare: str = "bits",
-) -> str:
-    """A script that runs ``implementation`` on ``update`` (placed on ``mesh``, if given, as
-    ``"pages=P,heads=H"``) and checks ``prop``, comparing as ``compare`` says."""
+def _update_literal(update: Update) -> str:
     count = update.total_update_slices
-    on_mesh = f'MeshShape.parse("{mesh}").build()' if mesh else "None"
-    return f"""\
-import jax.numpy as jnp
-import numpy as np
-
-from oracle.contract import Update
-from properties._src.cases import MESH_PROPERTIES, PROPERTIES
-from properties._src.implementations import call, load
-from properties._src.placement import MeshShape
-
-update = Update(
+    return f"""Update(
     new_kv_tokens={_literal(update.new_kv_tokens)},
     slice_indices=np.array({update.slice_indices.tolist()}, dtype=np.int32),
     kv_cache_pages={_literal(update.kv_cache_pages)},
     total_update_slices=np.array({count.tolist()}, dtype=np.{count.dtype}),
     page_size={update.page_size},
-)
-prop = next(p for p in PROPERTIES + MESH_PROPERTIES if p.name == "{prop}")
-prop.verify(update, call(load("{implementation}"), update, mesh={on_mesh}), "{compare}")
-"""
+)"""
+
+
+def _mode_argument(mode: str) -> str:
+    return "" if mode == EAGER else f", mode={mode!r}"
+
+
+def snippet(
+    implementation: str, failure: Failure, mesh: str | None = None, compare: str = "bits"
+) -> str:
+    """A script that runs ``implementation`` on the failing update, called as it was (placed
+    on ``mesh``, if given, as ``"pages=P,heads=H"``), after the steps before it in its
+    sequence (the last few), and verifies the property it broke, comparing as ``compare``
+    says."""
+    on_mesh = f', mesh=MeshShape.parse("{mesh}").build()' if mesh else ""
+    before = failure.before[-STEPS_REPLAYED:]
+    lines = [
+        "import jax.numpy as jnp",
+        "import numpy as np",
+        "",
+        "from oracle.contract import Update",
+        "from properties._src.checks import MESH_PROPERTIES, PROPERTIES",
+        "from properties._src.implementations import call, load",
+        "from properties._src.placement import MeshShape",
+        "",
+        f'implementation = load("{implementation}")',
+    ]
+    if len(failure.before) > len(before):
+        lines.append(
+            f"# {len(failure.before) - len(before)} earlier steps of the sequence left out"
+        )
+    for step in before:
+        lines += [
+            f"# {step}",
+            f"call(implementation, {_update_literal(step.update)}"
+            f"{_mode_argument(step.mode)}{on_mesh})",
+        ]
+    called = f"call(implementation, update{_mode_argument(failure.mode)}{on_mesh})"
+    lines += [
+        f"update = {_update_literal(failure.update)}",
+        f'prop = next(p for p in PROPERTIES + MESH_PROPERTIES if p.name == "{failure.prop}")',
+        f'prop.verify(update, {called}, "{compare}")',
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def render(
     implementation: str,
-    prop: str,
     failure: Failure,
     mesh: str | None = None,
     *,
@@ -155,7 +179,8 @@ def render(
     compare: str = "bits",
 ) -> str:
     """The whole counterexample as text: what is wrong (the diagnosis, for a person), the
-    layout, the pages, the elements that differ, how to replay the run and the example."""
+    layout, the pages, the elements that differ, how to replay the run and the example (with
+    the sequence's steps before it, called as they were)."""
     update, actual = failure.update, failure.actual
     expected = reference_update(*update.arrays(), page_size=update.page_size)
     differs = np.zeros(len(expected), dtype=bool)
@@ -179,5 +204,5 @@ def render(
         ]
     if replay:
         lines.append(f"replay: {replay}")
-    lines += ["reproduce:", snippet(implementation, prop, update, mesh, compare)]
+    lines += ["reproduce:", snippet(implementation, failure, mesh, compare)]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""Run one case (a property on a tier) for one implementation, and keep what a report needs.
+"""Run one case for one implementation, and keep what a report needs.
 
-Each example is judged (``judge``) into nothing, a hard finding or a soft one:
+The runner hands the case a judge (``steps.Judge``) that judges each call
+(``judging.judge_step``) into nothing, a hard finding or a soft one:
 
 * hard: the result is wrong by value, its shape or dtype is, or the implementation's own
   code raised. Hypothesis stops at the first and shrinks it.
@@ -9,16 +10,24 @@ Each example is judged (``judge``) into nothing, a hard finding or a soft one:
   The search goes on past these, so that they never hide a hard finding. If none turns up,
   the search runs again with the soft finding made hard, so that Hypothesis shrinks it.
 
+A property case's example is one call; a sequence case's is several, each judged in order
+(a finding names the steps before it). A failure no call was judged for (a metamorphic
+relation between results) is found again among the last examples observed by having the case
+replay them against the oracle.
+
 The verdict is "failed" for a wrong result or a raise from the implementation; "error" for
 an interpreter fault alone, or when Hypothesis stopped without a counterexample.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hypothesis import seed as hypothesis_seed
@@ -27,33 +36,20 @@ from hypothesis.reporting import with_reporter
 from jax.sharding import Mesh
 
 from oracle.contract import Update
-from properties._src.attribution import attribute
+from oracle.reference import reference_update
 from properties._src.buckets import BUCKETS, Bucket
-from properties._src.cases import Case, Property
+from properties._src.cases import Case
+from properties._src.checks import Property
 from properties._src.constraints import Constraint
-from properties._src.diagnosis import NONE, Diagnosis, explain, single
-from properties._src.hypothesis_test import property_test
-from properties._src.implementations import Implementation, call
+from properties._src.diagnosis import NONE, Diagnosis
+from properties._src.implementations import Implementation
+from properties._src.judging import judge, judged_call
 from properties._src.regressions import REGRESSIONS
+from properties._src.steps import SOFT_CODES, Failure, Step, describe_error, watching_calls
 
-VALUE_EQUAL = ("nan-payload", "signed-zero")  # differences that compare equal by value
-SOFT_CODES = (*VALUE_EQUAL, "interpreter-fault")
+__all__ = ["SOFT_CODES", "Failure", "Outcome", "judge", "run"]
 
-
-@dataclass(frozen=True)
-class Failure:
-    """An update the property rejects: the result (``None`` if the call raised), why, what
-    kind of difference it is, and the explicit example's name if it was one."""
-
-    update: Update
-    actual: np.ndarray | None
-    message: str
-    diagnosis: Diagnosis = NONE
-    example: str | None = None
-
-    @property
-    def soft(self) -> bool:
-        return bool(self.diagnosis.codes) and set(self.diagnosis.codes) <= set(SOFT_CODES)
+KEPT_EXAMPLES = 16  # how far back to look for a failure no call was judged for
 
 
 @dataclass(frozen=True)
@@ -70,125 +66,41 @@ class Outcome:
     replay: str | None = None
 
 
-def _describe(error: BaseException) -> str:
-    """The error's type and message; of a long message (a traceback inside), its last line."""
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {' ... '.join(lines[:1] + lines[-1:]) if len(lines) > 1 else str(error)}"
-
-
-def _wrong(prop: Property, update: Update, actual: np.ndarray, compare: str) -> str | None:
-    """Why ``prop`` rejects ``actual`` compared as ``compare``, or ``None``."""
-    try:
-        prop.verify(update, actual, compare)
-    except Exception as error:
-        return str(error) if isinstance(error, AssertionError) else _describe(error)
-    return None
-
-
-def _result_failure(
-    prop: Property, update: Update, actual: np.ndarray, compare: str
-) -> Failure | None:
-    """The ``Failure`` if ``prop`` rejects ``actual``, with every kind of difference named."""
-    message = _wrong(prop, update, actual, compare)
-    if message is None:
-        return None
-    found = explain(update, actual)
-    if compare == "bits" and _wrong(prop, update, actual, "values") is None:
-        return Failure(update, actual, message, found.only(VALUE_EQUAL))  # soft
-    wrong = found.without(VALUE_EQUAL)
-    if not wrong.codes:  # the property's own reason, where the whole cache tells no more
-        wrong = single("values", message)
-    kept = found.only(VALUE_EQUAL) if compare == "bits" else NONE
-    return Failure(update, actual, message, wrong + kept)
-
-
-def judge(
-    implementation: Implementation,
-    prop: Property,
-    update: Update,
-    compare: str = "bits",
-    mesh: Mesh | None = None,
-) -> Failure | None:
-    """Run ``update`` (on ``mesh``, if given); the ``Failure`` if ``prop`` rejects it or the
-    call raised, else None."""
-    try:
-        actual = call(implementation, update, mesh=mesh)
-    except Exception as error:
-        raised = attribute(error)
-        if not raised.interpreter_fault:
-            return Failure(
-                update,
-                None,
-                f"the implementation raised {_describe(error)}",
-                single("raised", f"The implementation raised {raised}."),
-            )
-        return _interpreter_fault(implementation, prop, update, compare, str(raised), mesh)
-    return _result_failure(prop, update, actual, compare)
-
-
-def _interpreter_fault(implementation, prop, update, compare, raised: str, mesh) -> Failure:
-    """JAX's interpreter faulted: the verdict is what the same call gives without races."""
-    fault = f"JAX's TPU interpreter itself raised {raised} (its own code, not the implementation's)"
-    headline = "JAX's TPU interpreter faulted (not the implementation)"
-    try:
-        actual = call(implementation, update, detect_races=False, mesh=mesh)
-    except Exception as error:
-        again = attribute(error)
-        return Failure(
-            update,
-            None,
-            headline,
-            single(
-                "interpreter-fault",
-                f"{fault}; with race detection off it raises {again} as well.",
-            ),
-        )
-    wrong = _result_failure(prop, update, actual, compare)
-    if wrong is None:
-        return Failure(
-            update,
-            None,
-            headline,
-            single(
-                "interpreter-fault",
-                f"{fault}; with race detection off the result matches the oracle.",
-            ),
-        )
-    note = single("interpreter-fault", f"{fault}; with race detection off the result differs.")
-    return Failure(update, actual, wrong.message, note + wrong.diagnosis)
-
-
 class _Search:
-    """One Hypothesis search: counts examples tried, keeps the findings."""
+    """One Hypothesis search: counts examples tried (not shrink steps), judges every call,
+    keeps the findings and the last examples seen."""
 
-    def __init__(self, implementation, case, compare, promote_soft: bool, before_call, mesh):
+    def __init__(self, implementation, case, compare, promote_soft: bool, mesh):
         self.implementation, self.case, self.compare = implementation, case, compare
-        self.mesh = mesh
-        self.promote_soft, self.before_call = promote_soft, before_call
+        self.mesh, self.promote_soft = mesh, promote_soft
         self.examples = 0
-        self.searching = True  # until the first raise: later calls are shrink steps
+        self.searching = True  # until the first raise: later examples are shrink steps
         self.last_raised: Failure | None = None
         self.soft: list[Failure] = []
+        self.recent: deque[Any] = deque(maxlen=KEPT_EXAMPLES)
         self.names = {id(r.update): r.name for r in REGRESSIONS}
 
-    def body(self, update: Update) -> None:
+    def observe(self, example: Any) -> None:
         if self.searching:
             self.examples += 1
-        if self.before_call is not None:
-            self.before_call(update)
-        failure = judge(self.implementation, self.case.prop, update, self.compare, self.mesh)
-        if failure is None:
-            return
-        failure = Failure(
-            failure.update,
-            failure.actual,
-            failure.message,
-            failure.diagnosis,
-            self.names.get(id(update)),
+        self.recent.append(example)
+
+    def judge(self, step: Step, prop: Property | None, before: Sequence[Step] = ()) -> np.ndarray:
+        """Judge one call: a soft finding is kept (unless promoted), a hard one raised. The
+        result a sequence goes on with is the call's (the one without race detection after an
+        interpreter fault; the oracle's where the interpreter faulted either way)."""
+        actual, failure = judged_call(self.implementation, prop, step, self.compare, self.mesh)
+        if failure is None and actual is not None:  # a call without a finding has a result
+            return actual
+        assert failure is not None
+        failure = dataclasses.replace(
+            failure, example=self.names.get(id(step.update)), before=tuple(before)
         )
         if failure.soft and not self.promote_soft:
             self.soft.append(failure)
-            return
+            if actual is None:  # the interpreter faulted either way: go on from the oracle's
+                actual = reference_update(*step.update.arrays(), page_size=step.update.page_size)
+            return actual
         self.searching = False
         self.last_raised = failure
         raise AssertionError(failure.message)
@@ -198,8 +110,20 @@ class _Search:
             with with_reporter(lambda _: None):  # the report renders the counterexample itself
                 test()
         except Exception as error:
+            self.searching = False
             return error
         return None
+
+    def reproduced(self) -> Failure | None:
+        """A failure no call was judged for, found by replaying the last examples seen."""
+        return next(
+            (
+                f
+                for e in reversed(self.recent)
+                if (f := self.case.reproduce(self.implementation, e, self.mesh, self.compare))
+            ),
+            None,
+        )
 
 
 def _replay(settings_: settings, seed: int | None) -> str:
@@ -231,20 +155,25 @@ def run(
     start = time.perf_counter()
 
     def search(promote_soft: bool) -> tuple[_Search, BaseException | None]:
-        searching = _Search(implementation, case, compare, promote_soft, before_call, mesh)
-        test = property_test(
-            case,
+        searching = _Search(implementation, case, compare, promote_soft, mesh)
+        test = case.build(
             implementation,
             explicit_examples=explicit_examples,
             settings_=settings(settings_, report_multiple_bugs=False),
+            observe=searching.observe,
             buckets=buckets,
             constraints=constraints,
-            body=searching.body,
+            compare=compare,
             mesh=mesh,
+            judge=searching.judge,
         )
         if seed is not None:
             test = hypothesis_seed(seed)(test)
-        return searching, searching.run(test)
+        with watching_calls(before_call):
+            error = searching.run(test)
+            if isinstance(error, AssertionError) and searching.last_raised is None:
+                searching.last_raised = searching.reproduced()  # a relation failed
+        return searching, error
 
     first, error = search(promote_soft=False)
     failure, soft_seen = first.last_raised, first.soft
@@ -257,7 +186,7 @@ def run(
         if error is None:
             return Outcome(case, "passed", first.examples, seconds)
         return Outcome(
-            case, "error", first.examples, seconds, error=_describe(error), replay=replay
+            case, "error", first.examples, seconds, error=describe_error(error), replay=replay
         )
     diagnosis = failure.diagnosis
     for other in soft_seen:  # a hard finding keeps the soft ones seen on other examples

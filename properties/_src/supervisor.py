@@ -35,10 +35,11 @@ from oracle.contract import Update
 from properties._src import compilation_cache
 from properties._src.api import CaseResult, check
 from properties._src.cases import CASES, MESH_CASES, Case
+from properties._src.checks import MATCHES_ORACLE
 from properties._src.implementations import load
 from properties._src.placement import MeshShape, ensure_cpu_devices
 from properties._src.report import render
-from properties._src.runner import Failure
+from properties._src.steps import Failure
 
 # Per example: about ten times the slowest example measured (the interpreted Pallas kernel
 # compiling a new shape bucket, cold, on a loaded 2-core machine: `benchmarks.example_seconds`).
@@ -170,13 +171,14 @@ class _Checking:
         if where:
             message += f"\nwhere (innermost first):\n{where}"
         if self.update is not None:
-            failure = Failure(self.update, None, message)
-            text = render(self.spec, case.prop.name, failure, mesh=self.mesh)
+            prop = getattr(case, "prop", MATCHES_ORACLE)  # a sequence case checks the oracle
+            failure = Failure(self.update, None, message, prop=prop.name)
+            text = render(self.spec, failure, mesh=self.mesh)
         else:
             text = message
         seconds = 0.0 if self.case_started is None else time.monotonic() - self.case_started
         result = CaseResult(
-            property=case.prop.name,
+            property=case.name,
             tier=case.tier.name.lower(),
             status=status,
             examples=self.examples,

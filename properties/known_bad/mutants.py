@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from kvcache import kv_cache_update, kv_cache_update_jax
@@ -191,6 +193,98 @@ def result_promoted(
     return result.astype(jnp.promote_types(result.dtype, jnp.float32))
 
 
+# --- Call patterns (issue 11): state kept between calls, the count read on the host, donation.
+# Each is right on some calls and wrong on others: only under jax.jit, only eagerly, or only
+# after an earlier call with another shape.
+
+_PAGE_STARTS: dict[int, np.ndarray] = {}  # page size -> the first cache's page start rows
+
+
+def _page_table_keyed_by_page_size(c: Columns) -> Columns:
+    """Maps each destination through a table of page start rows built on the first call for
+    each page size and kept after: with a larger cache later, pages past the first cache's
+    end land in its last page (a gather clamps its index)."""
+    starts = _PAGE_STARTS.setdefault(
+        c.page_size, np.arange(c.cache_rows // c.page_size, dtype=np.int32) * c.page_size
+    )
+    return replace(c, dst=jnp.asarray(starts)[c.dst // c.page_size] + c.dst % c.page_size)
+
+
+page_table_keyed_by_page_size = _rewriting(_page_table_keyed_by_page_size)
+
+
+def count_read_on_host(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """Reads the count on the host (``int(total_update_slices[0])``) to drop the padding
+    columns (keeping one, so the array keeps a column) before the update: right eagerly, an
+    error under jax.jit, where the count is traced."""
+    n = int(jnp.reshape(total_update_slices, (-1,))[0])
+    return kv_cache_update_jax(
+        new_kv_tokens,
+        slice_indices[:, : max(n, 1)],
+        kv_cache_pages,
+        jnp.full((1,), n, jnp.int32),
+        page_size=page_size,
+    )
+
+
+def count_assumed_full_when_traced(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """Sizes its work by the count when it is concrete and, when it is traced (under
+    jax.jit), by the column count, as an upper bound it never masks: under jit the padding
+    columns are copied too."""
+    try:
+        n = int(jnp.reshape(total_update_slices, (-1,))[0])
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError):
+        n = slice_indices.shape[1]
+    return kv_cache_update_jax(
+        new_kv_tokens,
+        slice_indices,
+        kv_cache_pages,
+        jnp.full((1,), n, jnp.int32),
+        page_size=page_size,
+    )
+
+
+def cache_read_after_donation(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """Returns the cache it was given when no column is real, choosing after the update
+    (``jnp.where(n == 0, cache, result)``): the update donated that cache, so an eager call
+    reads a deleted array. Under jax.jit the inner donation is ignored and it is right."""
+    result = kv_cache_update_jax(
+        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+    )
+    return jnp.where(slice_count(total_update_slices) == 0, kv_cache_pages, result)
+
+
+_KEPT_CACHES: dict[tuple, jnp.ndarray] = {}  # (shape, dtype) -> the cache it keeps
+
+
+def cache_kept_between_calls(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """Keeps the result as its own cache for the next call of the same shape (an engine's
+    persistent buffer) and writes into that, ignoring the cache passed in after the first."""
+    key = (kv_cache_pages.shape, str(kv_cache_pages.dtype))
+    cache = _KEPT_CACHES.get(key, kv_cache_pages)
+    result = kv_cache_update_jax(
+        new_kv_tokens, slice_indices, cache, total_update_slices, page_size=page_size
+    )
+    _KEPT_CACHES[key] = result
+    return result
+
+
+CALL_PATTERN_MUTANTS = (
+    "page_table_keyed_by_page_size",
+    "count_read_on_host",
+    "count_assumed_full_when_traced",
+    "cache_read_after_donation",
+    "cache_kept_between_calls",
+)
+
 MUTANTS: tuple[str, ...] = tuple(
     f"{__name__}:{name}"
     for name in (
@@ -211,5 +305,6 @@ MUTANTS: tuple[str, ...] = tuple(
         "result_promoted",
         "kernel_count_ignored",
         "kernel_page_aligned_one_page_late",
+        *CALL_PATTERN_MUTANTS,
     )
 )
