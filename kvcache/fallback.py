@@ -25,7 +25,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Int, Shaped
 
-from kvcache._arguments import check_arguments, slice_count
+from kvcache._arguments import check_arguments, nothing_to_write, slice_count
 
 
 def _block_targets(first_row, block, ends, offsets, cache_rows, tokens):
@@ -91,6 +91,8 @@ def kv_cache_update_jax(
     ``kvcache.update(..., validate=True)`` to have such input refused instead.
     """
     check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size)
+    if nothing_to_write(new_kv_tokens, slice_indices):
+        return kv_cache_pages
     dtype = kv_cache_pages.dtype
     scatter_dtype = _scatter_dtype(dtype)
     new_kv_tokens = lax.bitcast_convert_type(new_kv_tokens, scatter_dtype)

@@ -10,12 +10,12 @@ from hypothesis import settings
 
 from oracle.contract import Tier
 from properties._src import profiles
-from properties._src.buckets import BUCKETS
 from properties._src.cases import CASES
-from properties._src.constraints import Constraint, fitting, parse_all
+from properties._src.constraints import Constraint, parse_all
 from properties._src.implementations import Implementation, as_implementation
 from properties._src.report import render
 from properties._src.runner import run
+from properties._src.shapes import FREE_PROFILES, shape_space
 
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
 COMPARISONS = ("bits",)  # how a result is compared with the oracle
@@ -96,10 +96,12 @@ def check(
     total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
     ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
-    restrict the shapes drawn to what the implementation's layout requires.
+    restrict the shapes drawn to what the implementation's layout requires. ``thorough``
+    also draws shapes beyond the pool (``properties._src.shapes``).
     """
     _require_supported(compare)
-    buckets = fitting(BUCKETS, parse_all(constraints))
+    named = profiles.default_profile() if profile is None else profile
+    buckets = shape_space(parse_all(constraints), free=named in FREE_PROFILES)
     chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
     wanted = tiers_of(tier)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from hypothesis import Phase, example, given, settings
 
 from oracle.contract import Update
-from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import Case
 from properties._src.implementations import Implementation, call
 from properties._src.regressions import REGRESSIONS
+from properties._src.shapes import Shapes
 from properties._src.strategies import updates
 
 
@@ -26,7 +26,7 @@ def property_test(
     explicit_examples: bool = True,
     observe: Callable[[Update], None] | None = None,
     settings_: settings | None = None,
-    buckets: tuple[Bucket, ...] = BUCKETS,
+    buckets: Shapes | None = None,
 ) -> Callable[[], None]:
     """A zero-argument Hypothesis test checking ``case`` for ``implementation``.
 

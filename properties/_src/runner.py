@@ -17,10 +17,10 @@ from hypothesis import settings
 from hypothesis.reporting import with_reporter
 
 from oracle.contract import Update
-from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import Case, Property
 from properties._src.hypothesis_test import property_test
 from properties._src.implementations import Implementation, call
+from properties._src.shapes import Shapes
 
 KEPT_UPDATES = 16  # how far back to look for the failing update
 
@@ -72,7 +72,7 @@ def run(
     settings_: settings,
     *,
     explicit_examples: bool = True,
-    buckets: tuple[Bucket, ...] = BUCKETS,
+    buckets: Shapes | None = None,
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
     Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
