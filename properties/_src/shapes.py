@@ -14,7 +14,7 @@ import math
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from properties._src.buckets import BUCKETS, DTYPES, Bucket
+from properties._src.buckets import AFFORDABLE_WHEN_INTERPRETED, BUCKETS, DTYPES, Bucket
 from properties._src.constraints import MAX_CACHE_BYTES, MAX_PAGE_BYTES, Constraint, fitting
 
 Shapes = tuple[Bucket, ...] | st.SearchStrategy[Bucket]
@@ -87,5 +87,30 @@ def shape_space(constraints: tuple[Constraint, ...] = (), *, free: bool | None =
 
 
 def as_strategy(shapes: Shapes) -> st.SearchStrategy[Bucket]:
-    """Draw from a pool, or from a strategy as it is."""
-    return shapes if isinstance(shapes, st.SearchStrategy) else st.sampled_from(shapes)
+    """Draw from a pool, or from a strategy as it is.
+
+    A pool's shape is picked by a 32-bit integer modulo its size rather than by
+    ``sampled_from``: Hypothesis spends most of a small budget mutating earlier examples,
+    which keeps a ``sampled_from`` choice (runs of one shape) but copies values between
+    integer draws, so shapes change within those runs too. It shrinks to 0, the first shape.
+    """
+    if isinstance(shapes, st.SearchStrategy):
+        return shapes
+    return st.integers(0, 2**32 - 1).map(lambda value: shapes[value % len(shapes)])
+
+
+# The project's implementations that run the Pallas kernel, so in the TPU interpreter off a TPU.
+INTERPRETED_KERNELS = frozenset(
+    {
+        "kvcache:kv_cache_update",
+        "properties.known_bad.lineage:seed_kernel",
+        "properties.known_bad.mutants:kernel_count_ignored",
+        "properties.known_bad.mutants:kernel_page_aligned_one_page_late",
+    }
+)
+
+
+def affordable_for(spec: str) -> Shapes | None:
+    """The shapes to check ``spec`` on in this project's tests: the ones the interpreter can
+    afford for its interpreted kernels off a TPU, else the default (``None``)."""
+    return AFFORDABLE_WHEN_INTERPRETED if spec in INTERPRETED_KERNELS else None

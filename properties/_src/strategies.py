@@ -114,10 +114,13 @@ def general_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int
     cache ends on its last row.
     """
     rows, tokens, ps = bucket.cache_rows, bucket.num_tokens, bucket.page_size
-    lengths: list[int] = []
+    drawn: list[int] = []
     for _ in range(choose.integer(0, bucket.num_slices, often=[bucket.num_slices])):
-        most = min(ps, tokens, rows - sum(lengths))
-        lengths.append(choose.integer(0, most, often=[most]))
+        most = min(ps, tokens, rows - sum(drawn))
+        drawn.append(choose.integer(0, most, often=[most]))
+    # Any column may hold any length: once the rows run out, the rest are empty, and this
+    # spreads the non-empty ones over all the columns.
+    lengths = [drawn[i] for i in choose.permutation(len(drawn))]
     slack = rows - sum(lengths)
     flush_end = choose.boolean()
     position, destinations = 0, [0] * len(lengths)
