@@ -14,9 +14,11 @@ from oracle.contract import Tier, Update, violations
 from oracle.reference import reference_update
 from properties._src.buckets import BUCKETS, DTYPES, EDGE_CLASSES, POOL_DTYPES, Bucket
 from properties._src.cases import CASES, bits
+from properties._src.constraints import fitting, parse_all, within_memory
 from properties._src.hypothesis_test import property_test
 from properties._src.implementations import as_implementation
 from properties._src.profiles import PROFILES
+from properties._src.shapes import any_bucket, as_strategy, shape_space
 from properties._src.strategies import special_values, updates
 
 SEARCH = settings(
@@ -228,3 +230,33 @@ def test_each_ci_run_reaches_the_rare_layouts():
 
 
 CI_FEATURES = list(FEATURES)
+
+
+def test_constraints_fit_the_pool_keeping_its_edges():
+    fitted = fitting(BUCKETS, parse_all(["head_dim%128", "heads%4"]))
+    assert all(b.head_dim % 128 == 0 and b.heads % 4 == 0 for b in fitted)
+    assert all(within_memory(b) for b in fitted)
+    kept = {name for name, holds in EDGE_CLASSES.items() if any(map(holds, fitted))}
+    assert {"page size 1", "no columns", "no new tokens", "over 256 columns"} <= kept
+    assert fitted[0].page_size == BUCKETS[0].page_size  # still the small, readable first shape
+
+
+def test_a_constraint_nothing_fits_is_refused_by_name():
+    with pytest.raises(ValueError, match="head_dim%10000000"):
+        fitting(BUCKETS, parse_all(["head_dim%10000000"]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(any_bucket(parse_all(["pages%2", "heads%4", "head_dim%8"])))
+def test_free_shapes_meet_constraints_and_memory_bounds(bucket):
+    assert bucket.num_pages % 2 == 0 and bucket.heads % 4 == 0 and bucket.head_dim % 8 == 0
+    assert within_memory(bucket)
+
+
+def test_thorough_draws_beyond_the_pool():
+    free = find(
+        as_strategy(shape_space(free=True)),
+        lambda b: b not in BUCKETS and b.dtype not in POOL_DTYPES,
+        settings=settings(SEARCH, phases=[Phase.generate]),
+    )
+    assert free.dtype in DTYPES
