@@ -14,8 +14,9 @@ from importlib.metadata import entry_points
 
 from properties._src import compilation_cache, profiles
 
+pytest_plugins = ["pytester"]  # tests/test_plugin.py runs pytest in a project of its own
 if not any(ep.value == "properties.plugin" for ep in entry_points(group="pytest11")):
-    pytest_plugins = ["properties.plugin"]
+    pytest_plugins.append("properties.plugin")
 
 profiles.register()
 compilation_cache.enable()

@@ -4,18 +4,53 @@
 They are plain ``settings`` objects, not registered with Hypothesis on import, so a project
 that installs this package keeps its own profiles of the same names. ``register()`` registers
 them (this repository's conftest.py does, for ``--hypothesis-profile``).
+
+Failures found in CI replay locally. ``ci`` is derandomised, so the same run locally draws the
+same examples (Hypothesis allows no database with it). ``thorough`` explores at random and keeps
+what it finds in ``.hypothesis/examples``; the GitHub workflow's nightly job runs it and uploads
+that folder as the artifact ``hypothesis-example-db-pyXY``. With
+``KVCACHE_SHARED_EXAMPLES=owner/repo`` and a ``GITHUB_TOKEN`` that can read the repository's
+actions, ``dev`` and ``thorough`` also read the latest such artifact (read-only) and replay its
+failures first. The Python API (``properties.check``) uses no database: a user's run leaves
+nothing behind.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from hypothesis import HealthCheck, settings
+from hypothesis.database import (
+    DirectoryBasedExampleDatabase,
+    ExampleDatabase,
+    GitHubArtifactDatabase,
+    MultiplexedDatabase,
+    ReadOnlyDatabase,
+)
 
 SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large]
+LOCAL_EXAMPLES = ".hypothesis/examples"
+ARTIFACT = f"hypothesis-example-db-py{sys.version_info.major}{sys.version_info.minor}"
+
+
+def _database() -> ExampleDatabase:
+    """The local examples, plus CI's shared artifact where ``KVCACHE_SHARED_EXAMPLES`` names it."""
+    local = DirectoryBasedExampleDatabase(LOCAL_EXAMPLES)
+    owner, _, repository = os.environ.get("KVCACHE_SHARED_EXAMPLES", "").partition("/")
+    if not (owner and repository):
+        return local
+    shared = GitHubArtifactDatabase(owner, repository, artifact_name=ARTIFACT)
+    return MultiplexedDatabase(local, ReadOnlyDatabase(shared))
+
 
 PROFILES: dict[str, settings] = {
-    "dev": settings(max_examples=15, deadline=None, suppress_health_check=SLOW_DATA),
+    "dev": settings(
+        max_examples=15,
+        deadline=None,
+        database=_database(),
+        suppress_health_check=SLOW_DATA,
+    ),
     "ci": settings(
         max_examples=40,
         deadline=None,
@@ -24,7 +59,9 @@ PROFILES: dict[str, settings] = {
         print_blob=True,
         suppress_health_check=SLOW_DATA,
     ),
-    "thorough": settings(max_examples=1000, deadline=None, suppress_health_check=SLOW_DATA),
+    "thorough": settings(
+        max_examples=1000, deadline=None, database=_database(), suppress_health_check=SLOW_DATA
+    ),
 }
 
 
