@@ -3,8 +3,6 @@ allows is reachable, and counterexamples shrink to something a person can read."
 
 from __future__ import annotations
 
-import functools
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -30,13 +28,13 @@ SEARCH = settings(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=100, deadline=None)
 @given(updates(Tier.GENERAL))
 def test_general_draws_obey_every_general_rule(update):
     assert violations(update, Tier.GENERAL) == []
 
 
-@settings(max_examples=200)
+@settings(max_examples=100, deadline=None)
 @given(updates(Tier.SERVING))
 def test_serving_draws_obey_every_serving_rule(update):
     assert violations(update, Tier.SERVING) == []
@@ -113,7 +111,7 @@ FEATURES = {
         lambda u: u.num_real_slices == u.slice_indices.shape[1] > 8,
     ),
     "over 8 non-empty columns": (Tier.SERVING, lambda u: sum(map(bool, _lengths(u))) > 8),
-    "over 256 real columns": (Tier.SERVING, lambda u: u.num_real_slices > 256),
+    "over 256 real columns": (Tier.GENERAL, lambda u: u.num_real_slices > 256),
     "garbage in padding columns": (Tier.SERVING, _padding_is_garbage),
     "slice ending at the cache's last row": (Tier.SERVING, _ends_at_cache_end),
     "slice ending at the last new token": (
@@ -187,49 +185,40 @@ def test_special_values_are_distinct_bit_patterns(dtype):
     assert len(set(bits(values).tolist())) == len(values)
 
 
-@functools.cache
-def ci_run() -> tuple[set[Bucket], set[str]]:
-    """The shapes and features one ``ci`` run draws: every case, by search alone, with the
-    oracle as the implementation (so every example passes and the run is complete)."""
+def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
+    """Replays one ``ci`` run (every case, by search alone, the oracle as the implementation so
+    every example passes) and checks what it drew: every pool shape, so every edge class, every
+    feature in ``CI_FEATURES``, and nothing outside its case's tier."""
     shapes: set[Bucket] = set()
     features: set[str] = set()
-
-    def observe(u: Update) -> None:
-        rows, heads, head_dim = u.kv_cache_pages.shape
-        shapes.add(
-            Bucket(
-                u.page_size,
-                rows // u.page_size,
-                heads,
-                head_dim,
-                str(u.kv_cache_pages.dtype),
-                u.new_kv_tokens.shape[0],
-                u.slice_indices.shape[1],
-                u.total_update_slices.shape,
-            )
-        )
-        features.update(name for name, (_, present) in FEATURES.items() if present(u))
-
+    invalid: list[str] = []
     oracle = as_implementation(reference_update)
     for case in CASES:
+
+        def observe(u: Update, tier: Tier = case.tier) -> None:
+            rows, heads, head_dim = u.kv_cache_pages.shape
+            dtype, count = str(u.kv_cache_pages.dtype), u.total_update_slices.shape
+            tokens, columns = u.new_kv_tokens.shape[0], u.slice_indices.shape[1]
+            shapes.add(
+                Bucket(
+                    u.page_size, rows // u.page_size, heads, head_dim, dtype, tokens, columns, count
+                )
+            )
+            features.update(name for name, (_, present) in FEATURES.items() if present(u))
+            invalid.extend(str(v) for v in violations(u, tier))
+
         property_test(
             case, oracle, explicit_examples=False, observe=observe, settings_=PROFILES["ci"]
         )()
-    return shapes, features
-
-
-def test_each_ci_run_draws_every_pool_shape_so_every_edge_class():
-    shapes, _ = ci_run()
+    assert invalid == []
     assert [b for b in BUCKETS if b not in shapes] == []
     assert [name for name, holds in EDGE_CLASSES.items() if not any(map(holds, shapes))] == []
-
-
-def test_each_ci_run_reaches_the_rare_layouts():
-    _, features = ci_run()
     assert sorted(set(CI_FEATURES) - features) == []
 
 
-CI_FEATURES = list(FEATURES)
+# Every feature but one is drawn by each ci run; that one (the only shape with no tokens must
+# come up in a general layout with real columns) is left to its own search above.
+CI_FEATURES = [name for name in FEATURES if name != "no new tokens, real columns"]
 
 
 def test_constraints_fit_the_pool_keeping_its_edges():
