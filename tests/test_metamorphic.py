@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from oracle.contract import Update
 from properties._src.cases import differing_rows
 from properties._src.implementations import call
+from properties._src.shapes import affordable
 from properties._src.strategies import updates
 
 Column = tuple[int, int, int]
@@ -41,6 +42,7 @@ def with_columns(update: Update, columns: list[Column]) -> Update:
 
 def apply(implementation, update: Update, cache: np.ndarray | None = None) -> np.ndarray:
     """Run ``update`` on ``cache`` (default: its own) and return the new cache."""
+    assume(affordable(implementation.name, update.slice_indices.shape[1]))
     if cache is not None:
         update = dataclasses.replace(update, kv_cache_pages=cache)
     return call(implementation, update)

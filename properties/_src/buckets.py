@@ -108,7 +108,10 @@ BUCKETS: tuple[Bucket, ...] = tuple(Bucket(*row) for row in (
 # The TPU interpreter pays for every grid step of 8 columns, launched or idle (about 0.1 s a
 # step on a loaded 2-core machine): the 300-column shape costs an interpreted kernel seconds
 # an example. Tests of the interpreted kernel draw from these shapes instead.
-AFFORDABLE_WHEN_INTERPRETED: tuple[Bucket, ...] = tuple(b for b in BUCKETS if b.num_slices <= 64)
+INTERPRETER_MAX_COLUMNS = 64
+AFFORDABLE_WHEN_INTERPRETED: tuple[Bucket, ...] = tuple(
+    b for b in BUCKETS if b.num_slices <= INTERPRETER_MAX_COLUMNS
+)
 
 
 def _power_of_two(value: int) -> bool:

@@ -14,7 +14,13 @@ import math
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from properties._src.buckets import AFFORDABLE_WHEN_INTERPRETED, BUCKETS, DTYPES, Bucket
+from properties._src.buckets import (
+    AFFORDABLE_WHEN_INTERPRETED,
+    BUCKETS,
+    DTYPES,
+    INTERPRETER_MAX_COLUMNS,
+    Bucket,
+)
 from properties._src.constraints import MAX_CACHE_BYTES, MAX_PAGE_BYTES, Constraint, fitting
 
 Shapes = tuple[Bucket, ...] | st.SearchStrategy[Bucket]
@@ -114,3 +120,8 @@ def affordable_for(spec: str) -> Shapes | None:
     """The shapes to check ``spec`` on in this project's tests: the ones the interpreter can
     afford for its interpreted kernels off a TPU, else the default (``None``)."""
     return AFFORDABLE_WHEN_INTERPRETED if spec in INTERPRETED_KERNELS else None
+
+
+def affordable(spec: str, columns: int) -> bool:
+    """Whether ``spec`` can afford an update of ``columns`` columns in this project's tests."""
+    return spec not in INTERPRETED_KERNELS or columns <= INTERPRETER_MAX_COLUMNS
