@@ -34,9 +34,15 @@ def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = B
     return seen[-1]
 
 
+# The original fallback also raises with no columns, and under XLA:CPU in jaxlib 0.10 it quiets
+# float8_e5m2 NaN payloads in rows it does not write; those shapes would shrink to those
+# defects instead, so the clamp is looked for in the others.
+CLAMP_SHAPES = tuple(b for b in BUCKETS if b.num_slices and b.dtype != "float8_e5m2")
+
+
 @pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
 def test_seed_fallback_is_caught_writing_a_clamped_window(tier):
-    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier)
+    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier, CLAMP_SHAPES)
     rows = update.kv_cache_pages.shape[0]
     # The defect: a slice in the last page at an offset, whose page-sized window JAX clamps.
     assert any(
