@@ -114,6 +114,11 @@ AFFORDABLE_WHEN_INTERPRETED: tuple[Bucket, ...] = tuple(
 )
 
 
+def _having(field: str, value: object) -> Callable[[Bucket], bool]:
+    """The test that a shape's ``field`` is ``value``."""
+    return lambda bucket: getattr(bucket, field) == value
+
+
 def _power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
 
@@ -131,10 +136,10 @@ EDGE_CLASSES: dict[str, Callable[[Bucket], bool]] = {
     "cache past 2^16 rows": lambda b: b.cache_rows > 2**16,
     "cache past 2^24 rows": lambda b: b.cache_rows > 2**24,
     "one head": lambda b: b.heads == 1,
-    "odd heads above 1": lambda b: b.heads > 1 and b.heads % 2,
+    "odd heads above 1": lambda b: b.heads > 1 and b.heads % 2 == 1,
     "64 heads": lambda b: b.heads >= 64,
     "head_dim 1": lambda b: b.head_dim == 1,
-    **{f"head_dim {w}": (lambda b, w=w: b.head_dim == w) for w in (80, 96, 128, 192, 320, 512)},
+    **{f"head_dim {w}": _having("head_dim", w) for w in (80, 96, 128, 192, 320, 512)},
     "no columns": lambda b: b.num_slices == 0,
     "over 8 columns": lambda b: b.num_slices > 8,
     "over 256 columns": lambda b: b.num_slices > 256,
@@ -142,5 +147,5 @@ EDGE_CLASSES: dict[str, Callable[[Bucket], bool]] = {
     "thousands of new tokens": lambda b: b.num_tokens > 2048,
     "count of shape [1]": lambda b: b.count_shape == (1,),
     "count of shape []": lambda b: b.count_shape == (),
-    **{f"dtype {name}": (lambda b, name=name: b.dtype == name) for name in POOL_DTYPES},
+    **{f"dtype {name}": _having("dtype", name) for name in POOL_DTYPES},
 }

@@ -83,9 +83,9 @@ def serving_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int
     as a runner's slot mapping lays them out. When ``fill`` is chosen, requests keep coming
     until every column is real (or the pages run out), leaving each later one a token.
     """
-    ps, taken = bucket.page_size, set()
+    ps, taken = bucket.page_size, set[int]()
     fill = choose.boolean()
-    tokens_left, columns = bucket.num_tokens, []
+    tokens_left, columns = bucket.num_tokens, list[tuple[int, int, int]]()
     for _ in range(bucket.num_slices if fill else choose.integer(0, bucket.num_slices)):
         slices_left = bucket.num_slices - len(columns)
         if not (tokens_left and slices_left and len(taken) < bucket.num_pages):
@@ -171,22 +171,13 @@ def special_values(dtype: np.dtype) -> np.ndarray:
     if dtype == np.bool_:
         return np.array([False, True])
     if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        values = np.array([0, 1, -1, info.min, info.max], dtype=np.int64).astype(dtype)
+        limits = np.iinfo(dtype)
+        values = np.array([0, 1, -1, limits.min, limits.max], dtype=np.int64).astype(dtype)
         return _unique(values.view(unsigned)).view(dtype)
     info = jnp.finfo(dtype)
-    named = [
-        0.0,
-        -0.0,
-        np.inf,
-        -np.inf,
-        np.nan,
-        info.max,
-        -info.max,
-        info.tiny,
-        info.smallest_subnormal,
-    ]
-    bits = np.array([float(v) for v in named]).astype(dtype).view(unsigned)
+    extremes = [float(v) for v in (info.max, -info.max, info.tiny, info.smallest_subnormal)]
+    named = [0.0, -0.0, np.inf, -np.inf, np.nan, *extremes]
+    bits = np.array(named).astype(dtype).view(unsigned)
     nan = int(bits[4])
     quiet_bit = 1 << max(info.nmant - 1, 0)
     sign_bit = 1 << (8 * dtype.itemsize - 1)
