@@ -10,7 +10,7 @@ from properties._src.cases import CASES
 from properties._src.implementations import builtin, load
 from properties._src.profiles import PROFILES
 from properties._src.runner import Outcome, run
-from properties._src.shapes import affordable_for
+from properties._src.shapes import pool_for, shape_space
 from properties.known_bad import KNOWN_BAD, MUTANTS
 
 # The ci budget and seed; a verdict needs no shrinking.
@@ -27,7 +27,7 @@ def outcomes(spec: str, *, explicit_examples: bool, stop_at_failure: bool) -> li
                 case,
                 GATE,
                 explicit_examples=explicit_examples,
-                buckets=affordable_for(spec),
+                buckets=shape_space(pool=pool_for(spec)),
             )
         )
         if stop_at_failure and found[-1].status != "passed":

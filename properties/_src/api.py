@@ -15,7 +15,7 @@ from properties._src.constraints import Constraint, parse_all
 from properties._src.implementations import Implementation, as_implementation
 from properties._src.report import render
 from properties._src.runner import run
-from properties._src.shapes import FREE_PROFILES, shape_space
+from properties._src.shapes import FREE_PROFILES, pool_for, shape_space
 
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
 COMPARISONS = ("bits",)  # how a result is compared with the oracle
@@ -101,8 +101,10 @@ def check(
     """
     _require_supported(compare)
     named = profiles.default_profile() if profile is None else profile
-    buckets = shape_space(parse_all(constraints), free=named in FREE_PROFILES)
     chosen = as_implementation(implementation)
+    buckets = shape_space(
+        parse_all(constraints), free=named in FREE_PROFILES, pool=pool_for(chosen.name)
+    )
     budget = _settings(profile, max_examples)
     wanted = tiers_of(tier)
     results = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 from hypothesis import settings
 from hypothesis import strategies as st
 
@@ -82,14 +83,19 @@ def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
     return Bucket(page_size, pages, heads, head_dim, dtype, tokens, columns, count_shape)
 
 
-def shape_space(constraints: tuple[Constraint, ...] = (), *, free: bool | None = None) -> Shapes:
-    """The pool fitted to ``constraints``, and with ``free`` (by default: when the loaded
+def shape_space(
+    constraints: tuple[Constraint, ...] = (),
+    *,
+    free: bool | None = None,
+    pool: tuple[Bucket, ...] = BUCKETS,
+) -> Shapes:
+    """``pool`` fitted to ``constraints``, and with ``free`` (by default: when the loaded
     Hypothesis profile is one of ``FREE_PROFILES``) shapes drawn from the whole domain too."""
     if free is None:
         free = settings.get_current_profile_name() in FREE_PROFILES
     if not free:
-        return fitting(BUCKETS, constraints)
-    return st.one_of(st.sampled_from(fitting(BUCKETS, constraints)), any_bucket(constraints))
+        return fitting(pool, constraints)
+    return st.one_of(as_strategy(fitting(pool, constraints)), any_bucket(constraints))
 
 
 def as_strategy(shapes: Shapes) -> st.SearchStrategy[Bucket]:
@@ -116,12 +122,13 @@ INTERPRETED_KERNELS = frozenset(
 )
 
 
-def affordable_for(spec: str) -> Shapes | None:
-    """The shapes to check ``spec`` on in this project's tests: the ones the interpreter can
-    afford for its interpreted kernels off a TPU, else the default (``None``)."""
-    return AFFORDABLE_WHEN_INTERPRETED if spec in INTERPRETED_KERNELS else None
+def pool_for(spec: str) -> tuple[Bucket, ...]:
+    """The pool to check ``spec`` on: for this project's kernels off a TPU (so interpreted),
+    the shapes the interpreter can afford; for everything else, the whole pool."""
+    interpreted = spec in INTERPRETED_KERNELS and jax.default_backend() != "tpu"
+    return AFFORDABLE_WHEN_INTERPRETED if interpreted else BUCKETS
 
 
 def affordable(spec: str, columns: int) -> bool:
-    """Whether ``spec`` can afford an update of ``columns`` columns in this project's tests."""
-    return spec not in INTERPRETED_KERNELS or columns <= INTERPRETER_MAX_COLUMNS
+    """Whether ``spec`` can afford an update of ``columns`` columns (see ``pool_for``)."""
+    return pool_for(spec) is BUCKETS or columns <= INTERPRETER_MAX_COLUMNS
