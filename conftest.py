@@ -6,13 +6,15 @@
   (``properties/_src/profiles.py``); the default is ``ci`` when ``CI`` is set, else ``dev``.
 * Compiled programs are cached on disk in ``.jax_cache/`` (``properties/_src/compilation_cache.py``),
   so xdist workers and later runs skip compiling them.
+* JAX gets 8 virtual CPU devices (``jax_num_cpu_devices``, set before its backend starts), so
+  the mesh tests run in the default suite; everything else runs on the first device as before.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from properties._src import compilation_cache, profiles
+from properties._src import compilation_cache, placement, profiles
 
 pytest_plugins = ["pytester"]  # tests/test_plugin.py runs pytest in a project of its own
 if not any(ep.value == "properties.plugin" for ep in entry_points(group="pytest11")):
@@ -20,3 +22,4 @@ if not any(ep.value == "properties.plugin" for ep in entry_points(group="pytest1
 
 profiles.register()
 compilation_cache.enable()
+placement.ensure_cpu_devices(8)

@@ -11,6 +11,10 @@ floor is under that line and no update that computes its rows is, so the table p
 estimate for both; ``--dispatch inline`` runs every program on the calling thread, comparing the
 work alone.
 
+With ``--mesh pages=P,heads=H`` it times, instead, the fallback on one device against the same
+update sharded over a P x H mesh (on CPU, virtual devices sharing the same cores), on the same
+total cache.
+
 Run: ``python -m benchmarks.update`` (``--help`` for options).
 """
 
@@ -33,6 +37,13 @@ from benchmarks.layouts import Layout, decode_requests, serving_layouts
 from benchmarks.layouts import layout as build_layout
 from kvcache import kv_cache_update, kv_cache_update_jax
 from properties._src.implementations import INTERPRET_PARAMS
+from properties._src.placement import (
+    CACHE_SPEC,
+    REPLICATED,
+    TOKENS_SPEC,
+    MeshShape,
+    ensure_cpu_devices,
+)
 from properties.known_bad.lineage import seed_fallback
 
 PAGE_SIZE, HEADS, HEAD_DIM = 32, 16, 128
@@ -97,11 +108,17 @@ def contenders(layout: Layout, tokens) -> dict[str, Contender]:
     }
 
 
-def bench_dtype(dtype, cache_mib: int, repeats: int) -> None:
-    """Print one line per layout: medians and ratios on a ``cache_mib`` MiB cache."""
+def cache_shape(dtype, cache_mib: int) -> tuple[int, int, int]:
+    """The cache of ``cache_mib`` MiB: whole pages of ``PAGE_SIZE`` rows."""
     row_bytes = HEADS * HEAD_DIM * jnp.dtype(dtype).itemsize
     num_pages = cache_mib * 2**20 // (PAGE_SIZE * row_bytes)
-    shape = (num_pages * PAGE_SIZE, HEADS, HEAD_DIM)
+    return (num_pages * PAGE_SIZE, HEADS, HEAD_DIM)
+
+
+def bench_dtype(dtype, cache_mib: int, repeats: int) -> None:
+    """Print one line per layout: medians and ratios on a ``cache_mib`` MiB cache."""
+    shape = cache_shape(dtype, cache_mib)
+    num_pages = shape[0] // PAGE_SIZE
     cache = jnp.zeros(shape, dtype)
     to_floor, seed_speedup = {}, {}
     print(f"\n{dtype.name} cache {list(shape)} ({cache_mib} MiB), {num_pages} pages")
@@ -135,6 +152,48 @@ def bench_dtype(dtype, cache_mib: int, repeats: int) -> None:
         f" seed/fallback >= {SEED_SPEEDUP} on decode"
         f" {_verdict(seed_speedup['decode'] >= SEED_SPEEDUP)} ({seed_speedup['decode']:.0f})"
     )
+
+
+def bench_mesh(dtype, cache_mib: int, repeats: int, mesh_shape: MeshShape) -> None:
+    """Print one line per layout: the fallback on one device and sharded over the mesh, on
+    the same total cache, with their ratio."""
+    shape = cache_shape(dtype, cache_mib)
+    mesh = mesh_shape.build()
+    num_pages = shape[0] // PAGE_SIZE
+    if num_pages % mesh_shape.pages or HEADS % mesh_shape.heads:
+        raise ValueError(f"{num_pages} pages and {HEADS} heads do not split over {mesh_shape}")
+    caches = {
+        "one device": jnp.zeros(shape, dtype),
+        "sharded": jax.device_put(jnp.zeros(shape, dtype), jax.NamedSharding(mesh, CACHE_SPEC)),
+    }
+    print(
+        f"\n{dtype.name} cache {list(shape)} ({cache_mib} MiB), {num_pages} pages; mesh {mesh_shape}"
+    )
+    print(
+        f"{'layout':8} {'tokens':>6} {'slices':>6} {'one device ms':>13} {'sharded ms':>10}"
+        f" {'sharded/one':>11}"
+    )
+    for layout in serving_layouts(num_pages, PAGE_SIZE):
+        tokens = np.random.default_rng(1).standard_normal((layout.num_tokens, HEADS, HEAD_DIM))
+        host = (tokens.astype(dtype), layout.slice_indices, layout.total_update_slices)
+        medians = {}
+        for name, cache in caches.items():
+            if name == "one device":
+                new, indices, count = map(jnp.asarray, host)
+            else:
+                new, indices, count = (
+                    jax.device_put(array, jax.NamedSharding(mesh, spec))
+                    for array, spec in zip(host, (TOKENS_SPEC, REPLICATED, REPLICATED), strict=True)
+                )
+            contender = Contender(
+                kv_cache_update_jax, (new, indices, count), {"page_size": PAGE_SIZE}
+            )
+            medians[name], caches[name] = median_seconds(contender, cache, repeats)
+        print(
+            f"{layout.name:8} {layout.num_tokens:6d} {int(layout.total_update_slices[0]):6d}"
+            f" {medians['one device'] * 1e3:13.3f} {medians['sharded'] * 1e3:10.3f}"
+            f" {medians['sharded'] / medians['one device']:11.2f}"
+        )
 
 
 def _verdict(met: bool) -> str:
@@ -181,9 +240,20 @@ def main(argv: list[str] | None = None) -> None:
         default="async",
         help="async: JAX's default; inline: every CPU program runs on the calling thread",
     )
+    parser.add_argument(
+        "--mesh",
+        metavar="pages=P,heads=H",
+        help="time the fallback on one device against the same update sharded over this mesh",
+    )
     args = parser.parse_args(argv)
-    # Read when the CPU client starts, so it must be set before the first array exists.
+    try:
+        mesh_shape = MeshShape.parse(args.mesh) if args.mesh else None
+    except ValueError as error:
+        parser.error(str(error))
+    # Read when the CPU client starts, so these must be set before the first array exists.
     jax.config.update("jax_cpu_enable_async_dispatch", args.dispatch == "async")
+    if mesh_shape:
+        ensure_cpu_devices(mesh_shape.devices)
     print(
         f"jax {jax.__version__} on {jax.default_backend()} ({platform.processor() or platform.machine()},"
         f" {jax.local_devices()[0].device_kind}); {args.dispatch} dispatch;"
@@ -191,10 +261,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     for dtype in args.dtypes:
         try:
-            bench_dtype(jnp.dtype(dtype), args.cache_mib, args.repeats)
+            if mesh_shape:
+                bench_mesh(jnp.dtype(dtype), args.cache_mib, args.repeats, mesh_shape)
+            else:
+                bench_dtype(jnp.dtype(dtype), args.cache_mib, args.repeats)
         except ValueError as error:
             parser.error(f"--cache-mib {args.cache_mib}: {error}")
-    bench_interpreted_kernel(max(args.repeats // 4, 3))
+    if not mesh_shape:
+        bench_interpreted_kernel(max(args.repeats // 4, 3))
 
 
 if __name__ == "__main__":

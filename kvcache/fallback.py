@@ -27,6 +27,7 @@ from jax import lax
 from jaxtyping import Array, Int, Shaped
 
 from kvcache._arguments import check_arguments, nothing_to_write, slice_count
+from kvcache.sharded import on_mesh
 
 
 def _block_targets(first_row, block, ends, offsets, cache_rows, tokens):
@@ -84,6 +85,7 @@ def _scatter(cache, dst, rows):
     return cache.at[dst].set(rows, mode="drop", unique_indices=True)
 
 
+@on_mesh
 @functools.partial(jax.jit, static_argnames=("page_size",), donate_argnames=("kv_cache_pages",))
 def kv_cache_update_jax(
     new_kv_tokens: Shaped[Array, "tokens heads head_dim"],

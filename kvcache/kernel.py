@@ -18,6 +18,7 @@ from jax.experimental.pallas import tpu as pltpu
 from jaxtyping import Array, Int, Shaped
 
 from kvcache._arguments import cdiv, check_arguments, nothing_to_write, slice_count
+from kvcache.sharded import on_mesh
 
 TPU_LANES = 128
 
@@ -64,6 +65,7 @@ def _kv_cache_update_kernel(
     )
 
 
+@on_mesh
 @functools.partial(
     jax.jit,
     static_argnames=("page_size", "slices_per_processing_page"),

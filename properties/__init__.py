@@ -6,7 +6,7 @@
     result = check("mymodule:update", tier="serving")   # structured results, as kvcache-check's JSON
 
 ``updates(tier)`` draws whole updates valid for a tier, for properties of your own;
-``PROPERTIES`` and ``CASES`` are what ``check`` runs. The pytest plugin (``properties.plugin``)
+``PROPERTIES`` and ``CASES`` are what ``check`` runs (``MESH_CASES`` too, given ``mesh=``). The pytest plugin (``properties.plugin``)
 adds ``--kvcache-impl`` and the ``kvcache_implementation`` fixture; ``kvcache-check`` is the
 command line.
 """
@@ -21,7 +21,7 @@ from properties._src.api import (
     assert_conforms,
     check,
 )
-from properties._src.cases import CASES, PROPERTIES, Case, Property
+from properties._src.cases import CASES, MESH_CASES, PROPERTIES, Case, Property
 from properties._src.implementations import Implementation, ImplementationError, call, load
 from properties._src.profiles import PROFILES
 from properties._src.strategies import updates
@@ -29,6 +29,7 @@ from properties._src.strategies import updates
 __all__ = [
     "CASES",
     "COMPARISONS",
+    "MESH_CASES",
     "PROFILES",
     "PROPERTIES",
     "STATUSES",

@@ -1,32 +1,75 @@
 """``kvcache-check``: every property, on every tier, against any implementation.
 
 Without ``--impl`` it checks the project's own implementations. Each implementation is
-checked in one worker process (as many as there are cores), so its compiled shapes stay warm
-across its properties. Exit status: 0 all passed, 1 something failed, 2 a usage error.
+checked in a child process the command watches (``properties._src.supervisor``), so its
+compiled shapes stay warm across its cases, and a crash or a hang becomes a verdict instead of
+the end of the run. A line per case as it finishes; then a table and every counterexample.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import multiprocessing
+import math
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import textwrap
+import time
 from pathlib import Path
+from typing import TextIO
 
-from properties._src import compilation_cache, profiles
-from properties._src.api import TIERS, check
-from properties._src.buckets import BUCKETS
-from properties._src.constraints import fitting, parse_all
+from properties._src import profiles
+from properties._src.api import STATUSES, TIERS, cases_on, fitting_buckets, heading
+from properties._src.cases import Case, all_cases
 from properties._src.implementations import BUILTIN, ImplementationError, load_all
+from properties._src.placement import MeshShape
+from properties._src.results_io import Results, json_text, junit_xml_text
+from properties._src.supervisor import DEFAULT_TIMEOUT, supervise
+
+MEANINGS = {
+    "passed": "every example tried satisfied the property",
+    "failed": "a counterexample: a wrong result, a raise on valid input, or a race",
+    "error": "Hypothesis stopped without a counterexample (a health check, a failure that did "
+    "not recur)",
+    "crashed": "the process checking it died (a signal such as SIGSEGV, or an exit); the "
+    "counterexample is the update it was running",
+    "timed-out": "one example ran past --timeout; the counterexample is the update that hung",
+}
+EXIT_STATUSES = {
+    0: "every check passed",
+    1: "a check did not pass",
+    2: "a usage error (an implementation that cannot be loaded, a bad option)",
+    130: "interrupted (Ctrl-C): the checks that finished are reported and written",
+}
+INTERRUPTED = 130
+REDRAW_SECONDS = 0.1  # the live count of examples, at most this often
+
+
+def _epilog() -> str:
+    """The statuses and exit statuses, for ``--help``."""
+    width = max(map(len, MEANINGS))
+
+    def entry(term: object, meaning: str) -> str:
+        indent = " " * (width + 4)
+        return textwrap.fill(
+            meaning, 79, initial_indent=f"  {term!s:<{width}}  ", subsequent_indent=indent
+        )
+
+    return "\n".join(
+        [
+            "statuses:",
+            *(entry(status, MEANINGS[status]) for status in STATUSES),
+            "exit status:",
+            *(entry(code, meaning) for code, meaning in EXIT_STATUSES.items()),
+        ]
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kvcache-check",
         description="Check paged KV-cache update implementations against the properties.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--impl",
@@ -51,9 +94,39 @@ def _parser() -> argparse.ArgumentParser:
         help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
         "is a multiple of K (repeatable)",
     )
-    parser.add_argument("--json", metavar="FILE", type=Path, help="also write the results here")
     parser.add_argument(
-        "--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes"
+        "--mesh",
+        metavar="pages=P,heads=H",
+        help="place every update on a P x H device mesh (cache pages over 'pages', heads over "
+        "'heads'; on CPU, virtual devices) and check that the result keeps its sharding",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="per example: a child whose example runs longer is killed, the check timed-out "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        type=Path,
+        help="write the results here, rewritten as each arrives (valid at every moment)",
+    )
+    parser.add_argument(
+        "--junit-xml", metavar="FILE", type=Path, help="write the results here as JUnit XML"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        help="implementations checked at once, each in a child process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress and no counterexamples: the table and the verdict alone",
     )
     return parser
 
@@ -65,28 +138,79 @@ def _positive(text: str) -> int:
     return value
 
 
-def check_implementation(
-    spec: str, profile: str, max_examples: int | None, tier, constraints: tuple[str, ...]
-) -> dict:
-    """One implementation's results as JSON-ready data (run in a worker process)."""
-    # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
-    logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
-    compilation_cache.enable()  # in each worker process: JAX's settings are per process
-    return check(
-        spec, tier=tier, profile=profile, max_examples=max_examples, constraints=constraints
-    ).as_dict()
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
 
 
-def _check_all(
-    specs: list[str], profile: str, max_examples, tier, constraints, jobs: int
-) -> list[dict]:
-    arguments = [(spec, profile, max_examples, tier, constraints) for spec in specs]
-    if jobs == 1 or len(specs) == 1:
-        return [check_implementation(*a) for a in arguments]
-    context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-    with ProcessPoolExecutor(min(jobs, len(specs)), mp_context=context) as pool:
-        futures = [pool.submit(check_implementation, *a) for a in arguments]
-        return [future.result() for future in futures]
+def _check_options(args: argparse.Namespace) -> dict:
+    """``check``'s keyword arguments from the options (the tier chooses the cases instead)."""
+    return {
+        "profile": args.profile,
+        "max_examples": args.max_examples,
+        "constraints": tuple(args.constraint),
+        "mesh": args.mesh,
+    }
+
+
+def _outputs(args: argparse.Namespace) -> list:
+    return [
+        (path, format_)
+        for path, format_ in ((args.json, json_text), (args.junit_xml, junit_xml_text))
+        if path is not None
+    ]
+
+
+def _case_line(name: str, result: dict) -> str:
+    """A case as it finishes: implementation, property, tier, verdict, seconds."""
+    return (
+        f"{name}: {result['property']} ({result['tier']}) {result['status']} "
+        f"in {result['seconds']:.2f} s"
+    )
+
+
+class Progress:
+    """The supervisor's listener: keeps each result, prints a line per case as it finishes
+    and, on a terminal, a live count of the examples tried."""
+
+    def __init__(self, results: Results, total: int, stream: TextIO, *, quiet: bool):
+        self.results, self.total, self.stream = results, total, stream
+        self.quiet = quiet
+        self.live = not quiet and stream.isatty()
+        self.finished = self.tried = 0
+        self.drawn_at = 0.0
+
+    def case_started(self, name: str, case: Case) -> None:
+        self._draw(f"{name}: {case.id}", force=True)
+
+    def example_started(self, name: str, case: Case, examples: int) -> None:
+        self.tried += 1
+        self._draw(f"{name}: {case.id}, example {examples}")
+
+    def case_finished(self, name: str, result: dict) -> None:
+        self.results.add(name, result)
+        self.finished += 1
+        if not self.quiet:
+            self.clear()
+            print(_case_line(name, result), file=self.stream, flush=True)
+            self._draw("", force=True)
+
+    def _draw(self, doing: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.live or (not force and now - self.drawn_at < REDRAW_SECONDS):
+            return
+        self.drawn_at = now
+        status = f"{self.finished} of {self.total} checks done, {self.tried} examples tried"
+        self.stream.write(f"\r\x1b[K{status}{'; ' + doing if doing else ''}")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Erase the live count (before anything else is printed)."""
+        if self.live:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
 
 
 def _table(results: list[dict]) -> str:
@@ -114,32 +238,54 @@ def _table(results: list[dict]) -> str:
     )
 
 
+def _report(implementations: list[dict], *, quiet: bool) -> list[dict]:
+    """Print the table and each counterexample; return the results that did not pass."""
+    print(_table(implementations))
+    bad = [(i["name"], r) for i in implementations for r in i["results"] if r["status"] != "passed"]
+    for name, r in [] if quiet else bad:
+        print(f"\n{heading(name, r)}")
+        print(r["counterexample"])
+    return [r for _, r in bad]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the checks, print the table and every counterexample; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        specs = [i.name for i in load_all(args.impl or [BUILTIN])]
+        specs = list(dict.fromkeys(i.name for i in load_all(args.impl or [BUILTIN])))
     except ImplementationError as error:
         parser.error(str(error))
-    if args.json and not args.json.parent.is_dir():
-        parser.error(f"--json {args.json}: no directory {args.json.parent}")
-    constraints = tuple(args.constraint)
+    for option, path in (("--json", args.json), ("--junit-xml", args.junit_xml)):
+        if path and not path.parent.is_dir():
+            parser.error(f"{option} {path}: no directory {path.parent}")
+    options = _check_options(args)
     try:
-        fitting(BUCKETS, parse_all(constraints))
+        mesh = MeshShape.parse(args.mesh) if args.mesh else None
+        fitting_buckets(options["constraints"], mesh)
+        if mesh:
+            mesh.build()  # enough devices? (asks for virtual CPU devices before JAX starts)
     except ValueError as error:
         parser.error(str(error))
-    results = _check_all(specs, args.profile, args.max_examples, args.tier, constraints, args.jobs)
-    print(_table(results))
-    bad = [(i["name"], r) for i in results for r in i["results"] if r["status"] != "passed"]
-    for name, r in bad:
-        print(f"\n=== {name}: {r['property']} ({r['tier']}) {r['status']} ===")
-        print(r["counterexample"])
-    total = sum(len(i["results"]) for i in results)
-    verdict = f"{len(bad)} of {total} checks did not pass" if bad else f"all {total} checks passed"
-    print(f"\n{verdict} (profile {args.profile})")
-    if args.json:
-        args.json.write_text(json.dumps({"implementations": results}, indent=2) + "\n")
+    cases = cases_on(args.tier, all_cases(mesh is not None))
+    results = Results(specs, _outputs(args))
+    progress = Progress(results, len(specs) * len(cases), sys.stdout, quiet=args.quiet)
+    interrupted = False
+    try:
+        supervise(specs, cases, progress, options=options, timeout=args.timeout, jobs=args.jobs)
+    except KeyboardInterrupt:
+        interrupted = True
+    progress.clear()
+    if not args.quiet:
+        print()
+    bad = _report(results.implementations(), quiet=args.quiet)
+    done = progress.finished
+    verdict = f"{len(bad)} of {done} checks did not pass" if bad else f"all {done} checks passed"
+    if interrupted:
+        verdict = f"interrupted after {done} of {progress.total} checks: {verdict}"
+    print(f"\n{verdict} (profile {args.profile}{f', mesh {mesh}' if mesh else ''})")
+    if interrupted:
+        return INTERRUPTED
     return 1 if bad else 0
 
 

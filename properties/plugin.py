@@ -3,6 +3,9 @@
 * ``--kvcache-impl MODULE:ATTR`` (repeatable), ``KVCACHE_IMPL=a:b,c:d`` and the ini option
   ``kvcache_impl`` name the implementations under test (``builtin``: the project's own).
 * A test taking the ``kvcache_implementation`` fixture runs once per implementation.
+* ``--kvcache-mesh pages=P,heads=H`` runs the property cases with every update placed on a
+  P x H device mesh (virtual CPU devices off a TPU), plus ``sharding-preserved``; the
+  ``kvcache_mesh`` fixture is that ``jax.sharding.Mesh``, or ``None``.
 * Tests marked ``tpu`` run natively on a TPU: they are deselected unless ``-m`` names ``tpu``,
   and skipped where JAX sees no TPU.
 * The report header names the implementations under test, JAX's backend and the Hypothesis
@@ -21,10 +24,12 @@ import pytest
 from hypothesis import settings
 
 from properties._src.implementations import Implementation, ImplementationError, load_all
+from properties._src.placement import MeshShape, ensure_cpu_devices
 
 FIXTURE = "kvcache_implementation"
 ENVIRONMENT = "KVCACHE_IMPL"
 _IMPLEMENTATIONS = pytest.StashKey[list[Implementation]]()
+_MESH_SHAPE = pytest.StashKey[MeshShape | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODULE:ATTR",
         help=f"an implementation under test (repeatable; 'builtin': the project's own); "
         f"{ENVIRONMENT} adds more, comma-separated",
+    )
+    group.addoption(
+        "--kvcache-mesh",
+        metavar="pages=P,heads=H",
+        help="place every update of the property cases on a P x H device mesh "
+        "(on CPU, virtual devices) and check that results keep their sharding",
     )
     parser.addini(
         "kvcache_impl",
@@ -57,22 +68,44 @@ def implementations(config: pytest.Config) -> list[Implementation]:
     return config.stash[_IMPLEMENTATIONS]
 
 
+def mesh_shape(config: pytest.Config) -> MeshShape | None:
+    """The ``--kvcache-mesh`` given, if any."""
+    return config.stash[_MESH_SHAPE]
+
+
+@pytest.fixture(scope="session")
+def kvcache_mesh(pytestconfig: pytest.Config):
+    """The device mesh of ``--kvcache-mesh``, or ``None``."""
+    shape = mesh_shape(pytestconfig)
+    if shape is None:
+        return None
+    try:
+        return shape.build()
+    except ValueError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "tpu: runs the kernel natively on a TPU (deselected unless -m tpu is given)"
     )
     try:
         config.stash[_IMPLEMENTATIONS] = load_all(specs(config))
-    except ImplementationError as error:
+        text = config.getoption("--kvcache-mesh")
+        shape = config.stash[_MESH_SHAPE] = MeshShape.parse(text) if text else None
+    except (ImplementationError, ValueError) as error:
         raise pytest.UsageError(str(error)) from None
+    if shape:
+        ensure_cpu_devices(shape.devices)  # before JAX starts
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     names = ", ".join(i.name for i in implementations(config))
     return [
         f"kvcache implementations under test: {names or f'none (--kvcache-impl or {ENVIRONMENT})'}",
-        f"jax {jax.__version__} on {jax.default_backend()}; "
-        f"hypothesis profile {settings.get_current_profile_name()!r}",
+        f"jax {jax.__version__} on {jax.default_backend()} ({jax.device_count()} devices); "
+        f"hypothesis profile {settings.get_current_profile_name()!r}"
+        + (f"; mesh {mesh_shape(config)}" if mesh_shape(config) else ""),
     ]
 
 

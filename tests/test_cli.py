@@ -103,8 +103,25 @@ def test_an_implementation_that_cannot_be_loaded_is_a_usage_error(spec, message,
     assert message in error and "Traceback" not in error
 
 
+def test_the_mesh_reaches_every_worker_process_and_adds_its_property(tmp_path):
+    specs = ["kvcache:kv_cache_update_jax", "kvcache:update"]
+    mesh = ["--mesh", "pages=2,heads=4", "--tier", "serving", "--jobs", "2"]
+    status, report = run_cli(tmp_path, "--impl", specs[0], "--impl", specs[1], *mesh)
+    assert status == 0
+    for implementation in report["implementations"]:
+        names = [r["property"] for r in implementation["results"]]
+        assert names.count("sharding-preserved") == 1 and len(names) == 4, names
+
+
 @pytest.mark.parametrize(
-    "arguments", [["--max-examples", "0"], ["--tier", "prefill"], ["--json", "/no/such/dir/x.json"]]
+    "arguments",
+    [
+        ["--max-examples", "0"],
+        ["--tier", "prefill"],
+        ["--json", "/no/such/dir/x.json"],
+        ["--mesh", "pages=2"],
+        ["--mesh", "pages=2,heads=4", "--constraint", "heads%3"],
+    ],
 )
 def test_bad_options_are_a_usage_error(arguments):
     with pytest.raises(SystemExit) as exit_:

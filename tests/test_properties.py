@@ -1,15 +1,23 @@
-"""Every case (a property on a tier) for every implementation under test."""
+"""Every case (a property on a tier) for every implementation under test; with
+``--kvcache-mesh``, on that mesh and with the mesh's own cases too."""
 
 from __future__ import annotations
 
 import pytest
 
-from properties._src.cases import CASES
+from properties._src.api import all_constraints
+from properties._src.cases import all_cases
 from properties._src.hypothesis_test import property_test
 from properties._src.shapes import pool_for, shape_space
+from properties.plugin import mesh_shape
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_property(kvcache_implementation, case):
-    buckets = shape_space(pool=pool_for(kvcache_implementation.name))
-    property_test(case, kvcache_implementation, buckets=buckets)()
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    chosen = all_cases(mesh_shape(metafunc.config) is not None)
+    metafunc.parametrize("case", chosen, ids=[case.id for case in chosen])
+
+
+def test_property(kvcache_implementation, kvcache_mesh, case, pytestconfig):
+    constraints = all_constraints((), mesh_shape(pytestconfig))
+    buckets = shape_space(constraints, pool=pool_for(kvcache_implementation.name))
+    property_test(case, kvcache_implementation, buckets=buckets, mesh=kvcache_mesh)()

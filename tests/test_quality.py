@@ -6,28 +6,37 @@ from __future__ import annotations
 import pytest
 from hypothesis import Phase, settings
 
-from properties._src.cases import CASES
+from properties._src.api import all_constraints
+from properties._src.cases import all_cases
 from properties._src.implementations import builtin, load
+from properties._src.placement import MeshShape
 from properties._src.profiles import PROFILES
 from properties._src.runner import Outcome, run
 from properties._src.shapes import pool_for, shape_space
-from properties.known_bad import KNOWN_BAD, MUTANTS
+from properties.known_bad import KNOWN_BAD, MUTANTS, SHARDED
 
 # The ci budget and seed; a verdict needs no shrinking.
 GATE = settings(PROFILES["ci"], phases=(Phase.generate,))
+MESH = MeshShape(pages=2, heads=4)
 
 
-def outcomes(spec: str, *, explicit_examples: bool, stop_at_failure: bool) -> list[Outcome]:
-    """Every (property, tier) for ``spec`` in turn, stopping at the first rejection if asked."""
+def outcomes(
+    spec: str, *, explicit_examples: bool, stop_at_failure: bool, mesh: MeshShape | None = None
+) -> list[Outcome]:
+    """Every (property, tier) for ``spec`` in turn, stopping at the first rejection if asked;
+    with a ``mesh``, every update on it and its cases too."""
     implementation, found = load(spec), []
-    for case in CASES:
+    device_mesh = mesh.build() if mesh else None
+    buckets = shape_space(all_constraints((), mesh), pool=pool_for(spec))
+    for case in all_cases(mesh is not None):
         found.append(
             run(
                 implementation,
                 case,
                 GATE,
                 explicit_examples=explicit_examples,
-                buckets=shape_space(pool=pool_for(spec)),
+                buckets=buckets,
+                mesh=device_mesh,
             )
         )
         if stop_at_failure and found[-1].status != "passed":
@@ -40,6 +49,23 @@ def test_ci_profile_rejects_the_mutant_by_search(spec):
     last = outcomes(spec, explicit_examples=False, stop_at_failure=True)[-1]
     assert last.status == "failed", f"{spec} survived every property on both tiers"
     assert last.failure is not None and last.failure.message
+
+
+@pytest.mark.parametrize("spec", SHARDED)
+def test_ci_profile_on_a_mesh_rejects_the_sharded_mutant_by_search(spec):
+    last = outcomes(spec, explicit_examples=False, stop_at_failure=True, mesh=MESH)[-1]
+    assert last.status == "failed", f"{spec} survived every property on {MESH}"
+    assert last.failure is not None and last.failure.message
+
+
+@pytest.mark.parametrize("spec", SHARDED)
+def test_the_sharded_mutants_match_the_oracle_on_one_device(spec):
+    """Only a mesh tells them apart, which is why they are not in KNOWN_BAD."""
+    budget = settings(GATE, max_examples=10)
+    for case in all_cases(False):
+        if case.prop.name == "matches-oracle":
+            outcome = run(load(spec), case, budget, explicit_examples=False)
+            assert outcome.status == "passed", (case.id, outcome.failure)
 
 
 @pytest.mark.parametrize("spec", [i.name for i in builtin()])

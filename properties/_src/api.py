@@ -3,23 +3,28 @@ that it conforms. ``kvcache-check`` and the pytest plugin are built on these."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from hypothesis import settings
 
-from oracle.contract import Tier
+from oracle.contract import Tier, Update
 from properties._src import profiles
-from properties._src.cases import CASES
-from properties._src.constraints import Constraint, parse_all
+from properties._src.buckets import BUCKETS, Bucket
+from properties._src.cases import CASES, Case, all_cases
+from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, as_implementation
+from properties._src.placement import MeshShape, as_mesh_shape
 from properties._src.report import render
 from properties._src.runner import run
 from properties._src.shapes import FREE_PROFILES, pool_for, shape_space
 
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
 COMPARISONS = ("bits",)  # how a result is compared with the oracle
-STATUSES = ("passed", "failed", "error")
+# A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
+# implementation in a child process it watches, adds "crashed" (the process died) and
+# "timed-out" (one example ran past ``--timeout``).
+STATUSES = ("passed", "failed", "error", "crashed", "timed-out")
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,30 @@ def _require_supported(compare: str) -> None:
         raise ValueError(f"unknown comparison {compare!r}; choose one of {', '.join(COMPARISONS)}")
 
 
+def fitting_buckets(
+    constraints: Iterable[str | Constraint],
+    mesh: MeshShape | None = None,
+    pool: tuple[Bucket, ...] = BUCKETS,
+) -> tuple[Bucket, ...]:
+    """``pool`` fitted to the constraints and to split evenly over ``mesh``; ``ValueError``
+    naming the constraints if no shape fits."""
+    return fitting(pool, all_constraints(constraints, mesh))
+
+
+def all_constraints(
+    constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
+) -> tuple[Constraint, ...]:
+    """The constraints given and those ``mesh`` requires."""
+    required = mesh.constraints() if mesh else ()
+    return parse_all((*constraints, *required))
+
+
+def cases_on(tier: Tier | str | None, cases: Sequence[Case] = CASES) -> tuple[Case, ...]:
+    """Those of ``cases`` on ``tier`` (``None``: both tiers), in order."""
+    wanted = tiers_of(tier)
+    return tuple(case for case in cases if case.tier in wanted)
+
+
 def check(
     implementation: Implementation | Callable | str,
     *,
@@ -89,6 +118,9 @@ def check(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    cases: Sequence[Case] | None = None,
+    before_call: Callable[[Update], None] | None = None,
+    mesh: MeshShape | str | None = None,
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
@@ -96,23 +128,36 @@ def check(
     total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
     ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
-    restrict the shapes drawn to what the implementation's layout requires. ``thorough``
-    also draws shapes beyond the pool (``properties._src.shapes``).
+    restrict the shapes drawn to what the implementation's layout requires; ``thorough`` also
+    draws shapes beyond the pool (``properties._src.shapes``). ``cases`` narrows
+    what is checked to some of ``CASES`` (default: all of them); ``before_call`` sees each
+    update just before the implementation is called on it (``kvcache-check``'s supervisor uses
+    both). ``mesh`` (``"pages=2,heads=4"``) places every update on a device mesh of those axis
+    sizes and draws only shapes that split evenly over it; by default it adds ``MESH_CASES``
+    (``sharding-preserved``) to the cases.
     """
     _require_supported(compare)
-    named = profiles.default_profile() if profile is None else profile
+    mesh_shape = as_mesh_shape(mesh)
     chosen = as_implementation(implementation)
+    named = profiles.default_profile() if profile is None else profile
     buckets = shape_space(
-        parse_all(constraints), free=named in FREE_PROFILES, pool=pool_for(chosen.name)
+        all_constraints(constraints, mesh_shape),
+        free=named in FREE_PROFILES,
+        pool=pool_for(chosen.name),
     )
+    device_mesh = mesh_shape.build() if mesh_shape else None
+    mesh_text = str(mesh_shape) if mesh_shape else None
     budget = _settings(profile, max_examples)
-    wanted = tiers_of(tier)
     results = []
-    for case in CASES:
-        if case.tier not in wanted:
-            continue
-        outcome = run(chosen, case, budget, buckets=buckets)
-        text = render(chosen.name, case.prop.name, outcome.failure) if outcome.failure else None
+    for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
+        outcome = run(
+            chosen, case, budget, buckets=buckets, before_call=before_call, mesh=device_mesh
+        )
+        text = (
+            render(chosen.name, case.prop.name, outcome.failure, mesh=mesh_text)
+            if outcome.failure
+            else None
+        )
         results.append(
             CaseResult(
                 property=case.prop.name,
@@ -126,12 +171,15 @@ def check(
     return CheckResult(chosen.name, tuple(results))
 
 
+def heading(name: str, result: CaseResult | dict) -> str:
+    """The line above a case's counterexample: implementation, property, tier, status."""
+    r = result if isinstance(result, dict) else result.as_dict()
+    return f"=== {name}: {r['property']} ({r['tier']}) {r['status']} ==="
+
+
 def failure_text(result: CheckResult) -> str:
     """Each case that did not pass, with its counterexample, for a person."""
-    return "\n\n".join(
-        f"=== {result.name}: {r.property} ({r.tier}) {r.status} ===\n{r.counterexample}"
-        for r in result.not_passed
-    )
+    return "\n\n".join(f"{heading(result.name, r)}\n{r.counterexample}" for r in result.not_passed)
 
 
 def assert_conforms(
@@ -142,6 +190,7 @@ def assert_conforms(
     max_examples: int | None = None,
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
+    mesh: MeshShape | str | None = None,
 ) -> None:
     """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
     result = check(
@@ -151,6 +200,7 @@ def assert_conforms(
         max_examples=max_examples,
         compare=compare,
         constraints=constraints,
+        mesh=mesh,
     )
     if not result.passed:
         raise AssertionError(

@@ -11,6 +11,7 @@ import numpy as np
 
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update, written_rows
+from properties._src.placement import sharding_preserved
 
 
 def bits(array: np.ndarray) -> np.ndarray:
@@ -93,3 +94,16 @@ class Case:
 
 
 CASES: tuple[Case, ...] = tuple(Case(prop, tier) for prop in PROPERTIES for tier in prop.tiers)
+
+# Checked only on a mesh (``--mesh``), where the result has a sharding to keep.
+MESH_PROPERTIES: tuple[Property, ...] = (
+    Property("sharding-preserved", BOTH_TIERS, sharding_preserved),
+)
+MESH_CASES: tuple[Case, ...] = tuple(
+    Case(prop, tier) for prop in MESH_PROPERTIES for tier in prop.tiers
+)
+
+
+def all_cases(on_mesh: bool) -> tuple[Case, ...]:
+    """The cases to check: ``CASES``, and on a mesh ``MESH_CASES`` too."""
+    return CASES + MESH_CASES if on_mesh else CASES

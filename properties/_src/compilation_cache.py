@@ -22,7 +22,12 @@ def enable(directory: str = DEFAULT_DIRECTORY, *, replace: bool = False) -> str:
     """Cache compiled programs in ``directory``, unless a cache is configured already (for
     instance through ``JAX_COMPILATION_CACHE_DIR``) and not ``replace``; returns the
     directory in use."""
-    if replace or not jax.config.jax_compilation_cache_dir:
+    if replace or not directory_in_use():
         jax.config.update("jax_compilation_cache_dir", os.path.abspath(directory))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    return jax.config.jax_compilation_cache_dir
+    return directory_in_use()
+
+
+def directory_in_use() -> str | None:
+    """JAX's compilation cache directory, or None when there is none."""
+    return jax.config.values["jax_compilation_cache_dir"]

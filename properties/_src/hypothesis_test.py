@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hypothesis import Phase, example, given, settings
+from jax.sharding import Mesh
 
 from oracle.contract import Update
+from properties._src import placement
 from properties._src.cases import Case
 from properties._src.implementations import Implementation, call
 from properties._src.regressions import REGRESSIONS
@@ -27,18 +29,20 @@ def property_test(
     observe: Callable[[Update], None] | None = None,
     settings_: settings | None = None,
     buckets: Shapes | None = None,
+    mesh: Mesh | None = None,
 ) -> Callable[[], None]:
     """A zero-argument Hypothesis test checking ``case`` for ``implementation``.
 
     ``observe`` sees every update before it is run. Without ``explicit_examples`` the
     regression examples are skipped, so a failure must be found and shrunk by search.
     ``buckets`` narrows the static shapes drawn (say, to what a TPU's layout allows).
+    With a ``mesh`` every update is placed on it (the buckets must split evenly over it).
     """
 
     def test(update: Update) -> None:
         if observe is not None:
             observe(update)
-        case.prop.check(update, call(implementation, update))
+        case.prop.check(update, call(implementation, update, mesh=mesh))
 
     test.__name__ = case.id.replace("-", "_")
     test.__qualname__ = test.__name__
@@ -48,7 +52,7 @@ def property_test(
     test = given(updates(case.tier, buckets))(test)
     if explicit_examples:
         for regression in REGRESSIONS:
-            if case.tier <= regression.tier:
+            if case.tier <= regression.tier and placement.fits(regression.update, mesh):
                 test = example(regression.update)(test)
     if settings_ is not None or not explicit_examples:
         base = settings_ or settings()

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax._src import dispatch
 from jax._src.pallas.mosaic.interpret import interpret_pallas_call as tpu_interpreter
 from jax.experimental.pallas import tpu as pltpu
+from jax.sharding import Mesh
 
 from oracle.contract import Update
+from properties._src import placement
 
 INTERPRET_PARAMS = pltpu.InterpretParams(
     detect_races=True, out_of_bounds_reads="raise", uninitialized_memory="nan"
@@ -59,7 +60,7 @@ def load(spec: str) -> Implementation:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ImplementationError(f"{spec!r}: cannot import {module_name!r}: {error}") from None
-    function = module
+    function: object = module
     for part in attribute.split("."):
         function = getattr(function, part, None)
         if function is None:
@@ -124,8 +125,11 @@ def interpreting() -> contextlib.AbstractContextManager:
     return pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS)
 
 
-def call(implementation: Implementation, update: Update) -> np.ndarray:
+def call(implementation: Implementation, update: Update, *, mesh: Mesh | None = None) -> np.ndarray:
     """Run ``implementation`` on fresh device copies of ``update``; return the cache on the host.
+
+    With a ``mesh``, the copies are placed on it (``placement``) and the result remembers its
+    sharding.
 
     Raises ``RaceDetected`` for a race seen by the interpreter: JAX 0.10 flags it in the
     interpreter's state, newer JAX raises from inside the kernel.
@@ -135,13 +139,9 @@ def call(implementation: Implementation, update: Update) -> np.ndarray:
         pltpu.reset_tpu_interpret_mode_state()  # clean after an earlier kernel's exception
         try:
             result = implementation.function(
-                jnp.asarray(update.new_kv_tokens),
-                jnp.asarray(update.slice_indices),
-                jnp.asarray(update.kv_cache_pages),
-                jnp.asarray(update.total_update_slices),
-                page_size=update.page_size,
+                *placement.arguments(update, mesh), page_size=update.page_size
             )
-            result = np.asarray(jax.block_until_ready(result))
+            result = placement.to_host(jax.block_until_ready(result), mesh)
         except Exception as error:
             # A kernel that failed in the interpreter leaves its error in JAX's runtime
             # tokens, and every later program with effects in this process would raise it

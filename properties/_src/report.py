@@ -111,16 +111,19 @@ def _literal(array: np.ndarray) -> str:
     )
 
 
-def snippet(implementation: str, prop: str, update: Update) -> str:
-    """A script that runs ``implementation`` on ``update`` and checks ``prop``."""
+def snippet(implementation: str, prop: str, update: Update, mesh: str | None = None) -> str:
+    """A script that runs ``implementation`` on ``update`` (placed on ``mesh``, if given, as
+    ``"pages=P,heads=H"``) and checks ``prop``."""
     count = update.total_update_slices
+    on_mesh = f'MeshShape.parse("{mesh}").build()' if mesh else "None"
     return f"""\
 import jax.numpy as jnp
 import numpy as np
 
 from oracle.contract import Update
-from properties._src.cases import PROPERTIES
+from properties._src.cases import MESH_PROPERTIES, PROPERTIES
 from properties._src.implementations import call, load
+from properties._src.placement import MeshShape
 
 update = Update(
     new_kv_tokens={_literal(update.new_kv_tokens)},
@@ -129,12 +132,12 @@ update = Update(
     total_update_slices=np.array({count.tolist()}, dtype=np.{count.dtype}),
     page_size={update.page_size},
 )
-prop = next(p for p in PROPERTIES if p.name == "{prop}")
-prop.check(update, call(load("{implementation}"), update))
+prop = next(p for p in PROPERTIES + MESH_PROPERTIES if p.name == "{prop}")
+prop.check(update, call(load("{implementation}"), update, mesh={on_mesh}))
 """
 
 
-def render(implementation: str, prop: str, failure: Failure) -> str:
+def render(implementation: str, prop: str, failure: Failure, mesh: str | None = None) -> str:
     """The whole counterexample as text."""
     update, actual = failure.update, failure.actual
     expected = reference_update(*update.arrays(), page_size=update.page_size)
@@ -151,5 +154,5 @@ def render(implementation: str, prop: str, failure: Failure) -> str:
             "rows that differ:",
             *_row_diffs(expected, actual, np.flatnonzero(differs), update.page_size),
         ]
-    lines += ["reproduce:", snippet(implementation, prop, update)]
+    lines += ["reproduce:", snippet(implementation, prop, update, mesh)]
     return "\n".join(lines)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import settings
 from hypothesis.reporting import with_reporter
+from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src.cases import Case, Property
@@ -52,10 +54,12 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {' ... '.join(lines[:1] + lines[-1:]) if len(lines) > 1 else str(error)}"
 
 
-def reproduce(implementation: Implementation, prop: Property, update: Update) -> Failure | None:
+def reproduce(
+    implementation: Implementation, prop: Property, update: Update, mesh: Mesh | None = None
+) -> Failure | None:
     """Run ``update`` again; the ``Failure`` if ``prop`` rejects it (a raise counts), else None."""
     try:
-        actual = call(implementation, update)
+        actual = call(implementation, update, mesh=mesh)
     except Exception as error:
         return Failure(update, None, f"the implementation raised {_describe(error)}")
     try:
@@ -73,9 +77,14 @@ def run(
     *,
     explicit_examples: bool = True,
     buckets: Shapes | None = None,
+    before_call: Callable[[Update], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> Outcome:
     """Check ``case``: "failed" with a reproduced counterexample, "error" when
-    Hypothesis stopped for another reason (a health check, a failure that does not recur)."""
+    Hypothesis stopped for another reason (a health check, a failure that does not recur).
+    ``before_call`` sees every update just before the implementation runs on it (replays of
+    a failure included), so a supervisor knows which update a crash or a hang belongs to.
+    With a ``mesh``, every update is placed on it."""
     recent: deque[Update] = deque(maxlen=KEPT_UPDATES)
     examples = 0
 
@@ -83,6 +92,13 @@ def run(
         nonlocal examples
         examples += 1
         recent.append(update)
+        if before_call is not None:
+            before_call(update)
+
+    def replay(update: Update) -> Failure | None:
+        if before_call is not None:
+            before_call(update)
+        return reproduce(implementation, case.prop, update, mesh)
 
     test = property_test(
         case,
@@ -91,15 +107,14 @@ def run(
         observe=observe,
         settings_=settings(settings_, report_multiple_bugs=False),
         buckets=buckets,
+        mesh=mesh,
     )
     start = time.perf_counter()
     try:
         with with_reporter(lambda _: None):  # the report renders the counterexample itself
             test()
     except Exception as error:
-        failure = next(
-            (f for u in reversed(recent) if (f := reproduce(implementation, case.prop, u))), None
-        )
+        failure = next((f for u in reversed(recent) if (f := replay(u))), None)
         status, message = ("failed", None) if failure else ("error", _describe(error))
     else:
         status, failure, message = "passed", None, None

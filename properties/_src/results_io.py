@@ -1,0 +1,101 @@
+"""Where ``kvcache-check``'s results go besides the terminal: the JSON report and JUnit XML.
+
+Each file is rewritten whole as every result arrives (a temporary file renamed over the old
+one), so it is complete and valid at every moment: after a crash of the harness itself, a
+Ctrl-C, or a CI job killed for time, it holds every result that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+# JUnit has two kinds of not passing: a failed assertion, and anything else.
+JUNIT_FAILURES = {"failed": "failure", "error": "error", "crashed": "error", "timed-out": "error"}
+
+# Characters XML 1.0 cannot hold, even escaped (an implementation's error message may have them).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def json_text(implementations: list[dict]) -> str:
+    """The ``--json`` report: ``{"implementations": [{"name", "results": [...]}, ...]}``."""
+    return json.dumps({"implementations": implementations}, indent=2) + "\n"
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _count(results: list[dict], kind: str) -> str:
+    return str(sum(JUNIT_FAILURES.get(r["status"]) == kind for r in results))
+
+
+def _totals(element: ET.Element, results: list[dict]) -> None:
+    element.set("tests", str(len(results)))
+    element.set("failures", _count(results, "failure"))
+    element.set("errors", _count(results, "error"))
+    element.set("time", f"{sum(r['seconds'] for r in results):.3f}")
+
+
+def junit_xml_text(implementations: list[dict]) -> str:
+    """The ``--junit-xml`` report: a test suite per implementation, a test case per property
+    and tier; ``failed`` is a failure, ``error``, ``crashed`` and ``timed-out`` are errors, each
+    with the counterexample as its text."""
+    root = ET.Element("testsuites", name="kvcache-check")
+    _totals(root, [r for i in implementations for r in i["results"]])
+    for implementation in implementations:
+        suite = ET.SubElement(root, "testsuite", name=implementation["name"])
+        _totals(suite, implementation["results"])
+        for r in implementation["results"]:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=implementation["name"],
+                name=f"{r['property']} ({r['tier']})",
+                time=f"{r['seconds']:.3f}",
+            )
+            if kind := JUNIT_FAILURES.get(r["status"]):
+                text = _xml_safe(r["counterexample"] or "")
+                element = ET.SubElement(
+                    case, kind, type=r["status"], message=text.partition("\n")[0]
+                )
+                element.text = text
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new, never a part."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+Format = Callable[[list[dict]], str]
+
+
+class Results:
+    """Every result so far, per implementation in the order named, each output file rewritten
+    as one arrives. A result dict is kept as it came (whatever fields it has)."""
+
+    def __init__(self, names: Iterable[str], outputs: Iterable[tuple[Path, Format]] = ()):
+        self._results: dict[str, list[dict]] = {name: [] for name in names}
+        self._outputs = list(outputs)
+        self._write()
+
+    def add(self, name: str, result: dict) -> None:
+        self._results[name].append(result)
+        self._write()
+
+    def implementations(self) -> list[dict]:
+        """``[{"name", "results"}]`` for each implementation with a result, in order."""
+        return [{"name": n, "results": r} for n, r in self._results.items() if r]
+
+    def _write(self) -> None:
+        implementations = self.implementations()
+        for path, format_ in self._outputs:
+            replace(path, format_(implementations))
