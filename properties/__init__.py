@@ -13,7 +13,6 @@ command line.
 
 from oracle.contract import Tier, Update
 from properties._src.api import (
-    COMPARISONS,
     STATUSES,
     TIERS,
     CaseResult,
@@ -22,6 +21,8 @@ from properties._src.api import (
     check,
 )
 from properties._src.cases import CASES, MESH_CASES, PROPERTIES, Case, Property
+from properties._src.comparison import COMPARISONS
+from properties._src.diagnosis import CODES as DIAGNOSES
 from properties._src.implementations import Implementation, ImplementationError, call, load
 from properties._src.profiles import PROFILES
 from properties._src.strategies import updates
@@ -29,6 +30,7 @@ from properties._src.strategies import updates
 __all__ = [
     "CASES",
     "COMPARISONS",
+    "DIAGNOSES",
     "MESH_CASES",
     "PROFILES",
     "PROPERTIES",

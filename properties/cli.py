@@ -9,6 +9,7 @@ the end of the run. A line per case as it finishes; then a table and every count
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -20,6 +21,8 @@ from typing import TextIO
 from properties._src import profiles
 from properties._src.api import STATUSES, TIERS, cases_on, fitting_buckets, heading
 from properties._src.cases import Case, all_cases
+from properties._src.comparison import COMPARISONS
+from properties._src.constraints import parse_all
 from properties._src.implementations import BUILTIN, ImplementationError, load_all
 from properties._src.placement import MeshShape
 from properties._src.results_io import Results, json_text, junit_xml_text
@@ -28,8 +31,8 @@ from properties._src.supervisor import DEFAULT_TIMEOUT, supervise
 MEANINGS = {
     "passed": "every example tried satisfied the property",
     "failed": "a counterexample: a wrong result, a raise on valid input, or a race",
-    "error": "Hypothesis stopped without a counterexample (a health check, a failure that did "
-    "not recur)",
+    "error": "JAX's TPU interpreter faulted in its own code and nothing else was wrong "
+    "(diagnosis interpreter-fault), or Hypothesis stopped without a counterexample",
     "crashed": "the process checking it died (a signal such as SIGSEGV, or an exit); the "
     "counterexample is the update it was running",
     "timed-out": "one example ran past --timeout; the counterexample is the update that hung",
@@ -95,6 +98,16 @@ def _parser() -> argparse.ArgumentParser:
         "is a multiple of K (repeatable)",
     )
     parser.add_argument(
+        "--compare",
+        choices=COMPARISONS,
+        default="bits",
+        help="bits: every bit must match (default); values: any NaN equals any NaN, "
+        "+0.0 equals -0.0, everything else exact",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="the seed of a non-derandomised profile (a failure names it)"
+    )
+    parser.add_argument(
         "--mesh",
         metavar="pages=P,heads=H",
         help="place every update on a P x H device mesh (cache pages over 'pages', heads over "
@@ -150,15 +163,18 @@ def _check_options(args: argparse.Namespace) -> dict:
     return {
         "profile": args.profile,
         "max_examples": args.max_examples,
-        "constraints": tuple(args.constraint),
+        "constraints": tuple(str(c) for c in parse_all(args.constraint)),
+        "compare": args.compare,
+        "seed": args.seed,
         "mesh": args.mesh,
     }
 
 
-def _outputs(args: argparse.Namespace) -> list:
+def _outputs(args: argparse.Namespace, constraints: tuple[str, ...]) -> list:
+    with_constraints = functools.partial(json_text, constraints=constraints)
     return [
         (path, format_)
-        for path, format_ in ((args.json, json_text), (args.junit_xml, junit_xml_text))
+        for path, format_ in ((args.json, with_constraints), (args.junit_xml, junit_xml_text))
         if path is not None
     ]
 
@@ -259,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     for option, path in (("--json", args.json), ("--junit-xml", args.junit_xml)):
         if path and not path.parent.is_dir():
             parser.error(f"{option} {path}: no directory {path.parent}")
-    options = _check_options(args)
     try:
+        options = _check_options(args)
         mesh = MeshShape.parse(args.mesh) if args.mesh else None
         fitting_buckets(options["constraints"], mesh)
         if mesh:
@@ -268,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     cases = cases_on(args.tier, all_cases(mesh is not None))
-    results = Results(specs, _outputs(args))
+    results = Results(specs, _outputs(args, options["constraints"]))
+    print(f"constraints: {', '.join(options['constraints']) or 'none'}; compare: {args.compare}")
     progress = Progress(results, len(specs) * len(cases), sys.stdout, quiet=args.quiet)
     interrupted = False
     try:

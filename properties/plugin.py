@@ -3,6 +3,10 @@
 * ``--kvcache-impl MODULE:ATTR`` (repeatable), ``KVCACHE_IMPL=a:b,c:d`` and the ini option
   ``kvcache_impl`` name the implementations under test (``builtin``: the project's own).
 * A test taking the ``kvcache_implementation`` fixture runs once per implementation.
+* ``--kvcache-compare bits|values`` and ``--kvcache-constraint DIM%K`` (repeatable) say how
+  results are compared and which shapes the implementations take; a test reads them from the
+  ``kvcache_check_options`` fixture (keyword arguments for ``check``/``assert_conforms``) or
+  from ``compare(config)`` and ``constraints(config)``.
 * ``--kvcache-mesh pages=P,heads=H`` runs the property cases with every update placed on a
   P x H device mesh (virtual CPU devices off a TPU), plus ``sharding-preserved``; the
   ``kvcache_mesh`` fixture is that ``jax.sharding.Mesh``, or ``None``.
@@ -23,6 +27,9 @@ import jax
 import pytest
 from hypothesis import settings
 
+from properties._src.buckets import BUCKETS
+from properties._src.comparison import COMPARISONS
+from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, ImplementationError, load_all
 from properties._src.placement import MeshShape, ensure_cpu_devices
 
@@ -41,6 +48,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODULE:ATTR",
         help=f"an implementation under test (repeatable; 'builtin': the project's own); "
         f"{ENVIRONMENT} adds more, comma-separated",
+    )
+    group.addoption(
+        "--kvcache-compare",
+        choices=COMPARISONS,
+        default="bits",
+        help="bits: every bit must match (default); values: any NaN equals any NaN, "
+        "+0.0 equals -0.0",
+    )
+    group.addoption(
+        "--kvcache-constraint",
+        action="append",
+        default=[],
+        metavar="DIM%K",
+        help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
+        "is a multiple of K (repeatable)",
     )
     group.addoption(
         "--kvcache-mesh",
@@ -68,6 +90,22 @@ def implementations(config: pytest.Config) -> list[Implementation]:
     return config.stash[_IMPLEMENTATIONS]
 
 
+def compare(config: pytest.Config) -> str:
+    """How results are compared with the oracle: ``"bits"`` or ``"values"``."""
+    return config.getoption("--kvcache-compare")
+
+
+def constraints(config: pytest.Config) -> tuple[Constraint, ...]:
+    """The shape constraints in force (already checked to leave some shape)."""
+    return parse_all(config.getoption("--kvcache-constraint"))
+
+
+@pytest.fixture
+def kvcache_check_options(request: pytest.FixtureRequest) -> dict:
+    """``compare`` and ``constraints`` as keyword arguments for ``check``/``assert_conforms``."""
+    return {"compare": compare(request.config), "constraints": constraints(request.config)}
+
+
 def mesh_shape(config: pytest.Config) -> MeshShape | None:
     """The ``--kvcache-mesh`` given, if any."""
     return config.stash[_MESH_SHAPE]
@@ -93,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_IMPLEMENTATIONS] = load_all(specs(config))
         text = config.getoption("--kvcache-mesh")
         shape = config.stash[_MESH_SHAPE] = MeshShape.parse(text) if text else None
+        fitting(BUCKETS, constraints(config))
     except (ImplementationError, ValueError) as error:
         raise pytest.UsageError(str(error)) from None
     if shape:
@@ -103,6 +142,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     names = ", ".join(i.name for i in implementations(config))
     return [
         f"kvcache implementations under test: {names or f'none (--kvcache-impl or {ENVIRONMENT})'}",
+        f"kvcache constraints: {', '.join(map(str, constraints(config))) or 'none'}; "
+        f"compare: {compare(config)}",
         f"jax {jax.__version__} on {jax.default_backend()} ({jax.device_count()} devices); "
         f"hypothesis profile {settings.get_current_profile_name()!r}"
         + (f"; mesh {mesh_shape(config)}" if mesh_shape(config) else ""),

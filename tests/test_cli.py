@@ -41,7 +41,8 @@ def test_json_has_one_entry_per_implementation_in_order_and_the_documented_field
     specs = ["properties.known_bad.lineage:seed_fallback", "kvcache:kv_cache_update_jax"]
     status, report = run_cli(tmp_path, "--impl", specs[0], "--impl", specs[1], "--jobs", "2")
     assert status == 1
-    assert list(report) == ["implementations"]
+    assert list(report) == ["implementations", "constraints"]
+    assert report["constraints"] == []
     assert [i["name"] for i in report["implementations"]] == specs
     for implementation in report["implementations"]:
         assert list(implementation) == ["name", "results"]
@@ -54,11 +55,13 @@ def test_json_has_one_entry_per_implementation_in_order_and_the_documented_field
                 "examples",
                 "seconds",
                 "counterexample",
+                "diagnosis",
             ]
             assert r["tier"] in {"general", "serving"} and r["status"] in STATUSES
             assert isinstance(r["examples"], int) and r["examples"] >= 1
             assert isinstance(r["seconds"], float)
             assert (r["counterexample"] is None) == (r["status"] == "passed")
+            assert (r["diagnosis"] == []) == (r["status"] == "passed")
 
 
 def test_seed_fallback_is_rejected_with_a_slice_in_the_last_page_at_an_offset(tmp_path, capsys):
@@ -140,3 +143,31 @@ def test_the_snippet_rebuilds_every_array_bit_for_bit():
         original, copy = getattr(update, name), getattr(rebuilt, name)
         assert (copy.shape, copy.dtype) == (original.shape, original.dtype), name
         assert np.array_equal(bits(copy), bits(original)), name
+
+
+def test_the_header_and_the_json_name_the_constraints_and_the_comparison(tmp_path, capsys):
+    status, report = run_cli(
+        tmp_path,
+        "--impl",
+        "kvcache:kv_cache_update_jax",
+        "--tier",
+        "serving",
+        "--constraint",
+        "heads%2",
+        "--constraint",
+        "page_size %4",
+        "--compare",
+        "values",
+    )
+    assert status == 0
+    assert report["constraints"] == ["heads%2", "page_size%4"]
+    assert "constraints: heads%2, page_size%4; compare: values" in capsys.readouterr().out
+
+
+def test_examples_count_what_was_tried_not_shrink_steps(tmp_path):
+    status, report = run_cli(
+        tmp_path, "--impl", "properties.known_bad.mutants:count_minus_one", "--tier", "general"
+    )
+    assert status == 1
+    for r in report["implementations"][0]["results"]:
+        assert r["examples"] <= 3 + len(REGRESSIONS), r  # the budget and the explicit examples

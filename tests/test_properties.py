@@ -17,7 +17,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("case", chosen, ids=[case.id for case in chosen])
 
 
-def test_property(kvcache_implementation, kvcache_mesh, case, pytestconfig):
-    constraints = all_constraints((), mesh_shape(pytestconfig))
-    buckets = shape_space(constraints, pool=pool_for(kvcache_implementation.name))
-    property_test(case, kvcache_implementation, buckets=buckets, mesh=kvcache_mesh)()
+def test_property(kvcache_implementation, kvcache_mesh, kvcache_check_options, case, pytestconfig):
+    constraints = kvcache_check_options["constraints"]
+    property_test(
+        case,
+        kvcache_implementation,
+        buckets=shape_space(
+            all_constraints(constraints, mesh_shape(pytestconfig)),
+            pool=pool_for(kvcache_implementation.name),
+        ),
+        constraints=constraints,
+        compare=kvcache_check_options["compare"],
+        mesh=kvcache_mesh,
+    )()

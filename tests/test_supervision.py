@@ -158,6 +158,8 @@ def test_ctrl_c_stops_cleanly_with_the_table_and_json_of_what_finished(tmp_path)
     command += ["--impl", CORRECT, "--impl", HANGING, "--timeout", "600", "--jobs", "2"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
+        header = first_line(process)
+        assert header.startswith("constraints: none; compare: bits"), header
         line = first_line(process)
         assert line.startswith(f"{CORRECT}: "), line
         during = json.loads(report.read_text())  # already written, while the run goes on
@@ -228,7 +230,7 @@ def a_result(status: str, counterexample: str | None) -> dict:
 def test_the_files_are_rewritten_whole_as_each_result_arrives(tmp_path):
     report, junit = tmp_path / "r.json", tmp_path / "r.xml"
     results = Results(["a:b", "c:d"], [(report, json_text), (junit, junit_xml_text)])
-    assert json.loads(report.read_text()) == {"implementations": []}
+    assert json.loads(report.read_text()) == {"implementations": [], "constraints": []}
     assert ET.parse(junit).getroot().get("tests") == "0"
     results.add("c:d", a_result("passed", None))
     assert [i["name"] for i in json.loads(report.read_text())["implementations"]] == ["c:d"]

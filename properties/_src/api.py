@@ -12,6 +12,7 @@ from oracle.contract import Tier, Update
 from properties._src import profiles
 from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import CASES, Case, all_cases
+from properties._src.comparison import require_comparison
 from properties._src.constraints import Constraint, fitting, parse_all
 from properties._src.implementations import Implementation, as_implementation
 from properties._src.placement import MeshShape, as_mesh_shape
@@ -20,7 +21,6 @@ from properties._src.runner import run
 from properties._src.shapes import FREE_PROFILES, pool_for, shape_space
 
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
-COMPARISONS = ("bits",)  # how a result is compared with the oracle
 # A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
 # implementation in a child process it watches, adds "crashed" (the process died) and
 # "timed-out" (one example ran past ``--timeout``).
@@ -30,7 +30,8 @@ STATUSES = ("passed", "failed", "error", "crashed", "timed-out")
 @dataclass(frozen=True)
 class CaseResult:
     """The verdict of one property on one tier; ``counterexample`` is the rendered failure
-    (or the error) for any status but ``passed``."""
+    (or the error) for any status but ``passed``; ``diagnosis`` names what kind of failure it
+    is (``diagnosis.CODES``; empty when passed)."""
 
     property: str
     tier: str
@@ -38,9 +39,12 @@ class CaseResult:
     examples: int
     seconds: float
     counterexample: str | None
+    diagnosis: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["diagnosis"] = list(self.diagnosis)
+        return data
 
 
 @dataclass(frozen=True)
@@ -81,11 +85,6 @@ def _settings(profile: str | settings | None, max_examples: int | None) -> setti
     return settings(base, max_examples=max_examples or base.max_examples, database=None)
 
 
-def _require_supported(compare: str) -> None:
-    if compare not in COMPARISONS:
-        raise ValueError(f"unknown comparison {compare!r}; choose one of {', '.join(COMPARISONS)}")
-
-
 def fitting_buckets(
     constraints: Iterable[str | Constraint],
     mesh: MeshShape | None = None,
@@ -121,6 +120,7 @@ def check(
     cases: Sequence[Case] | None = None,
     before_call: Callable[[Update], None] | None = None,
     mesh: MeshShape | str | None = None,
+    seed: int | None = None,
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
@@ -134,9 +134,12 @@ def check(
     update just before the implementation is called on it (``kvcache-check``'s supervisor uses
     both). ``mesh`` (``"pages=2,heads=4"``) places every update on a device mesh of those axis
     sizes and draws only shapes that split evenly over it; by default it adds ``MESH_CASES``
-    (``sharding-preserved``) to the cases.
+    (``sharding-preserved``) to the cases. ``compare`` is ``"bits"`` (every bit, the default) or
+    ``"values"`` (any NaN equals any NaN, +0.0 equals -0.0). ``seed`` fixes a non-derandomised
+    profile's examples (a failure names its seed).
     """
-    _require_supported(compare)
+    require_comparison(compare)
+    constraints = parse_all(constraints)
     mesh_shape = as_mesh_shape(mesh)
     chosen = as_implementation(implementation)
     named = profiles.default_profile() if profile is None else profile
@@ -151,12 +154,28 @@ def check(
     results = []
     for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
         outcome = run(
-            chosen, case, budget, buckets=buckets, before_call=before_call, mesh=device_mesh
+            chosen,
+            case,
+            budget,
+            buckets=buckets,
+            constraints=constraints,
+            compare=compare,
+            seed=seed,
+            before_call=before_call,
+            mesh=device_mesh,
         )
         text = (
-            render(chosen.name, case.prop.name, outcome.failure, mesh=mesh_text)
+            render(
+                chosen.name,
+                case.prop.name,
+                outcome.failure,
+                diagnosis=outcome.diagnosis,
+                replay=outcome.replay,
+                compare=compare,
+                mesh=mesh_text,
+            )
             if outcome.failure
-            else None
+            else outcome.error and f"{outcome.error}\nreplay: {outcome.replay}"
         )
         results.append(
             CaseResult(
@@ -165,7 +184,8 @@ def check(
                 status=outcome.status,
                 examples=outcome.examples,
                 seconds=round(outcome.seconds, 3),
-                counterexample=text or outcome.error,
+                counterexample=text,
+                diagnosis=outcome.diagnosis.codes,
             )
         )
     return CheckResult(chosen.name, tuple(results))
@@ -191,6 +211,7 @@ def assert_conforms(
     compare: str = "bits",
     constraints: Iterable[str | Constraint] = (),
     mesh: MeshShape | str | None = None,
+    seed: int | None = None,
 ) -> None:
     """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
     result = check(
@@ -201,6 +222,7 @@ def assert_conforms(
         compare=compare,
         constraints=constraints,
         mesh=mesh,
+        seed=seed,
     )
     if not result.passed:
         raise AssertionError(

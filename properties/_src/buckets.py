@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from oracle.contract import Update
+
 # Every dtype the harness draws: the ones a KV cache is stored in, and the others XLA
 # scatters bit-exactly on CPU and the TPU interpreter copies. Left out, with the reason
 # checked by hand, in the README: 64-bit types (need jax_enable_x64), complex types, and
@@ -72,6 +74,21 @@ class Bucket:
     num_tokens: int
     num_slices: int
     count_shape: tuple[int, ...]  # of total_update_slices: [1] or [], both accepted
+
+    @classmethod
+    def of(cls, update: Update) -> Bucket:
+        """The static shape of ``update``."""
+        tokens, heads, head_dim = update.new_kv_tokens.shape
+        return cls(
+            page_size=update.page_size,
+            num_pages=update.kv_cache_pages.shape[0] // update.page_size,
+            heads=heads,
+            head_dim=head_dim,
+            dtype=update.kv_cache_pages.dtype.name,
+            num_tokens=tokens,
+            num_slices=update.slice_indices.shape[1],
+            count_shape=update.total_update_slices.shape,
+        )
 
     @property
     def cache_rows(self) -> int:

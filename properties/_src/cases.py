@@ -11,6 +11,7 @@ import numpy as np
 
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update, written_rows
+from properties._src.comparison import canonical, canonical_update
 from properties._src.placement import sharding_preserved
 
 
@@ -44,6 +45,10 @@ class Property:
 
     def __str__(self) -> str:
         return self.name
+
+    def verify(self, update: Update, actual: np.ndarray, compare: str = "bits") -> None:
+        """``check``, comparing as ``compare`` says (``comparison.COMPARISONS``)."""
+        self.check(canonical_update(update, compare), canonical(actual, compare))
 
 
 def _matches_oracle(update: Update, actual: np.ndarray) -> None:

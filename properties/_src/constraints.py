@@ -65,6 +65,11 @@ def parse_all(constraints: Iterable[str | Constraint]) -> tuple[Constraint, ...]
     return tuple(dict.fromkeys(parsed))
 
 
+def admitted(bucket: Bucket, constraints: tuple[Constraint, ...]) -> bool:
+    """Whether every constraint admits ``bucket``."""
+    return all(c.admits(bucket) for c in constraints)
+
+
 def within_memory(bucket: Bucket) -> bool:
     """Whether the cache and one page fit the memory bounds."""
     page_bytes = bucket.page_size * bucket.row_bytes
@@ -78,7 +83,7 @@ def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) ->
     if none is left."""
     fitted = []
     for bucket in buckets:
-        while not all(c.admits(bucket) for c in constraints):  # rises to a common multiple
+        while not admitted(bucket, constraints):  # rises to a common multiple
             for constraint in constraints:
                 bucket = constraint.fit(bucket)
         if within_memory(bucket):

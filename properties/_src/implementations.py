@@ -10,6 +10,7 @@ uninitialised memory as NaN and race detection on, without the implementation kn
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src import placement
+from properties._src.isolation import clean_slate
 
 INTERPRET_PARAMS = pltpu.InterpretParams(
     detect_races=True, out_of_bounds_reads="raise", uninitialized_memory="nan"
@@ -118,25 +120,33 @@ def as_implementation(implementation: Implementation | Callable | str) -> Implem
     return _checked(f"{module}:{name}" if module else name, implementation)
 
 
-def interpreting() -> contextlib.AbstractContextManager:
+def interpreting(*, detect_races: bool = True) -> contextlib.AbstractContextManager:
     """Run Pallas TPU kernels traced inside in the TPU interpreter, unless on a TPU."""
     if jax.default_backend() == "tpu":
         return contextlib.nullcontext()
-    return pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS)
+    return pltpu.force_tpu_interpret_mode(
+        dataclasses.replace(INTERPRET_PARAMS, detect_races=detect_races)
+    )
 
 
-def call(implementation: Implementation, update: Update, *, mesh: Mesh | None = None) -> np.ndarray:
+def call(
+    implementation: Implementation,
+    update: Update,
+    *,
+    mesh: Mesh | None = None,
+    detect_races: bool = True,
+) -> np.ndarray:
     """Run ``implementation`` on fresh device copies of ``update``; return the cache on the host.
 
     With a ``mesh``, the copies are placed on it (``placement``) and the result remembers its
-    sharding.
-
-    Raises ``RaceDetected`` for a race seen by the interpreter: JAX 0.10 flags it in the
-    interpreter's state, newer JAX raises from inside the kernel.
+    sharding. Each call starts from clean state (``isolation.clean_slate``): nothing an earlier
+    call left behind, an exception included, reaches it. Raises ``RaceDetected`` for a race seen
+    by the interpreter: JAX 0.10 flags it in the interpreter's state, newer JAX raises from
+    inside the kernel. ``detect_races=False`` turns the race detector off (to tell its own
+    faults apart).
     """
     race = RaceDetected(f"{implementation}: the TPU interpreter detected a race")
-    with interpreting():
-        pltpu.reset_tpu_interpret_mode_state()  # clean after an earlier kernel's exception
+    with clean_slate(), interpreting(detect_races=detect_races):
         try:
             result = implementation.function(
                 *placement.arguments(update, mesh), page_size=update.page_size

@@ -10,6 +10,7 @@ import numpy as np
 from oracle.contract import Update
 from oracle.reference import reference_update
 from properties._src.cases import bits, differing_rows
+from properties._src.diagnosis import Diagnosis, owners
 from properties._src.runner import Failure
 
 CELLS_PER_LINE = 64
@@ -45,17 +46,9 @@ def _columns(update: Update) -> list[str]:
     return lines
 
 
-def _owners(update: Update) -> np.ndarray:
-    """For each cache row, the real column writing it, or -1."""
-    owner = np.full(update.kv_cache_pages.shape[0], -1)
-    for column, dst, _, length in update.columns():
-        owner[dst : dst + length] = column
-    return owner
-
-
 def _pages(update: Update, differs: np.ndarray) -> list[str]:
     """One line per page that is written or differs: a cell per row."""
-    ps, owner = update.page_size, _owners(update)
+    ps, owner = update.page_size, owners(update)
     lines, skipped = [], 0
     for page in range(len(owner) // ps):
         rows = range(page * ps, (page + 1) * ps)
@@ -76,21 +69,29 @@ def _pages(update: Update, differs: np.ndarray) -> list[str]:
     return lines
 
 
-def _values(row: np.ndarray, *, as_hex: bool = False) -> str:
-    flat = row.reshape(-1)
-    formatter = {"int": hex} if as_hex else None
-    shown = np.array2string(flat[:VALUES_SHOWN], separator=", ", formatter=formatter)
-    return shown[:-1] + ", ...]" if flat.size > VALUES_SHOWN else shown
+def _element(value: np.ndarray, as_hex: bool) -> str:
+    text = np.array2string(np.asarray(value).reshape(1))[1:-1].strip()
+    return f"{text} ({hex(int(bits(np.asarray(value).reshape(1))[0]))})" if as_hex else text
 
 
 def _row_diffs(expected: np.ndarray, actual: np.ndarray, rows: np.ndarray, ps: int) -> list[str]:
+    """Each differing row (up to ``ROWS_SHOWN``) with the elements that differ in it."""
     lines = []
     for row in rows[:ROWS_SHOWN]:
-        want, got = _values(expected[row]), _values(actual[row])
-        if want == got:  # NaN payloads or signed zeros: show the bits
-            want, got = (_values(bits(a[row]), as_hex=True) for a in (expected, actual))
         page, offset = divmod(int(row), ps)
-        lines.append(f"  row {row} (page {page} offset {offset}): expected {want}, actual {got}")
+        differs = bits(expected[row]) != bits(actual[row])
+        where = np.argwhere(differs)
+        lines.append(
+            f"  row {row} (page {page} offset {offset}): {len(where)} of {differs.size} "
+            f"elements differ ([head, dim] expected -> actual)"
+        )
+        for position in where[:VALUES_SHOWN]:
+            index = tuple(int(i) for i in position)
+            want, got = expected[row][index], actual[row][index]
+            alike = _element(want, False) == _element(got, False)
+            lines.append(f"    {list(index)}: {_element(want, alike)} -> {_element(got, alike)}")
+        if len(where) > VALUES_SHOWN:
+            lines.append(f"    ... and {len(where) - VALUES_SHOWN} more elements")
     if len(rows) > ROWS_SHOWN:
         lines.append(f"  ... and {len(rows) - ROWS_SHOWN} more rows")
     return lines
@@ -111,9 +112,15 @@ def _literal(array: np.ndarray) -> str:
     )
 
 
-def snippet(implementation: str, prop: str, update: Update, mesh: str | None = None) -> str:
+def snippet(
+    implementation: str,
+    prop: str,
+    update: Update,
+    mesh: str | None = None,
+    compare: str = "bits",
+) -> str:
     """A script that runs ``implementation`` on ``update`` (placed on ``mesh``, if given, as
-    ``"pages=P,heads=H"``) and checks ``prop``."""
+    ``"pages=P,heads=H"``) and checks ``prop``, comparing as ``compare`` says."""
     count = update.total_update_slices
     on_mesh = f'MeshShape.parse("{mesh}").build()' if mesh else "None"
     return f"""\
@@ -133,18 +140,34 @@ update = Update(
     page_size={update.page_size},
 )
 prop = next(p for p in PROPERTIES + MESH_PROPERTIES if p.name == "{prop}")
-prop.check(update, call(load("{implementation}"), update, mesh={on_mesh}))
+prop.verify(update, call(load("{implementation}"), update, mesh={on_mesh}), "{compare}")
 """
 
 
-def render(implementation: str, prop: str, failure: Failure, mesh: str | None = None) -> str:
-    """The whole counterexample as text."""
+def render(
+    implementation: str,
+    prop: str,
+    failure: Failure,
+    mesh: str | None = None,
+    *,
+    diagnosis: Diagnosis | None = None,
+    replay: str | None = None,
+    compare: str = "bits",
+) -> str:
+    """The whole counterexample as text: what is wrong (the diagnosis, for a person), the
+    layout, the pages, the elements that differ, how to replay the run and the example."""
     update, actual = failure.update, failure.actual
     expected = reference_update(*update.arrays(), page_size=update.page_size)
     differs = np.zeros(len(expected), dtype=bool)
     if actual is not None and (actual.shape, actual.dtype) == (expected.shape, expected.dtype):
         differs[differing_rows(expected, actual)] = True
-    lines = [failure.message, _layout(update), "columns:", *_columns(update)]
+    diagnosis = diagnosis or failure.diagnosis
+    lines = [failure.message]
+    if diagnosis.codes:
+        lines.append(f"diagnosis ({', '.join(diagnosis.codes)}): {diagnosis}")
+    if failure.example:
+        lines.append(f"explicit example: {failure.example!r} (properties/_src/regressions.py)")
+    lines += [_layout(update), "columns:", *_columns(update)]
     lines += [
         "pages (a letter: the row that column writes; capital or '!': the row differs):",
         *_pages(update, differs),
@@ -154,5 +177,7 @@ def render(implementation: str, prop: str, failure: Failure, mesh: str | None = 
             "rows that differ:",
             *_row_diffs(expected, actual, np.flatnonzero(differs), update.page_size),
         ]
-    lines += ["reproduce:", snippet(implementation, prop, update, mesh)]
+    if replay:
+        lines.append(f"replay: {replay}")
+    lines += ["reproduce:", snippet(implementation, prop, update, mesh, compare)]
     return "\n".join(lines)

@@ -21,9 +21,11 @@ JUNIT_FAILURES = {"failed": "failure", "error": "error", "crashed": "error", "ti
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def json_text(implementations: list[dict]) -> str:
-    """The ``--json`` report: ``{"implementations": [{"name", "results": [...]}, ...]}``."""
-    return json.dumps({"implementations": implementations}, indent=2) + "\n"
+def json_text(implementations: list[dict], constraints: Iterable[str] = ()) -> str:
+    """The ``--json`` report: ``{"implementations": [{"name", "results": [...]}, ...],
+    "constraints": [...]}`` (the shape constraints in force)."""
+    report = {"implementations": implementations, "constraints": list(constraints)}
+    return json.dumps(report, indent=2) + "\n"
 
 
 def _xml_safe(text: str) -> str:

@@ -2,8 +2,11 @@
 
 They keep the defects the harness must find: the fallback's page-sized window is clamped
 at the cache's end, and the kernel copies padding columns that share the last grid step
-with real ones, and starts DMAs for zero-length columns, which the TPU interpreter refuses
-to wait on. Used only as targets that the properties are expected to reject.
+with real ones. The kernel also starts and waits on a DMA for a zero-length column; that is
+not a defect: with race detection on, JAX's TPU interpreter (0.10.2 and 0.12) trips its own
+``assert`` in ``Semaphore.wait`` when the first wait on a semaphore is for zero bytes, and with
+it off the result is the oracle's. Used only as targets that the properties are expected to
+reject.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import jax.numpy as jnp
+from jax import lax
 
 from kvcache import kv_cache_update, kv_cache_update_jax
 from kvcache._arguments import slice_count
@@ -219,6 +220,12 @@ def _longest_slice_sized(c: Columns) -> Columns:
     return replace(c, length=jnp.minimum(c.length, longest))
 
 
+def _padding_in_last_block(c: Columns) -> Columns:
+    """Copies whole blocks of 4 columns: padding that shares the last block is copied too
+    (the original kernel's defect, in the last grid step)."""
+    return replace(c, n=jnp.minimum(-(-c.n // 4) * 4, c.dst.shape[0]))
+
+
 page_aligned_one_page_late = _rewriting(_page_aligned_one_page_late)
 last_row_before_page_end_dropped = _rewriting(_last_row_before_page_end_dropped)
 full_page_short = _rewriting(_full_page_short)
@@ -247,6 +254,7 @@ last_page_never_written = _rewriting(_last_page_never_written)
 source_in_11_bits = _rewriting(_source_in_11_bits)
 length_in_a_byte = _rewriting(_length_in_a_byte)
 longest_slice_sized = _rewriting(_longest_slice_sized)
+padding_in_last_block = _rewriting(_padding_in_last_block)
 kernel_count_ignored = _rewriting(_count_ignored, kv_cache_update)
 kernel_page_aligned_one_page_late = _rewriting(_page_aligned_one_page_late, kv_cache_update)
 
@@ -259,6 +267,31 @@ def nan_canonicalised(
         new_kv_tokens = new_kv_tokens.astype(jnp.float32).astype(new_kv_tokens.dtype)
     return kv_cache_update_jax(
         new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+    )
+
+
+def quiet_nans(array: jnp.ndarray) -> jnp.ndarray:
+    """``array`` with the quiet bit set in every NaN, as XLA:CPU in jaxlib 0.10 does to
+    bfloat16 in scatters, pads and selects."""
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        return array
+    unsigned = jnp.dtype(f"uint{8 * array.dtype.itemsize}")
+    quiet_bit = 1 << (jnp.finfo(array.dtype).nmant - 1)
+    raw = lax.bitcast_convert_type(array, unsigned)
+    quieted = jnp.where(jnp.isnan(array), raw | jnp.asarray(quiet_bit, unsigned), raw)
+    return lax.bitcast_convert_type(quieted, array.dtype)
+
+
+def nan_quieted_everywhere(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """Quiets every NaN of the cache, in rows it does not write too (a widening pass)."""
+    return kv_cache_update_jax(
+        new_kv_tokens,
+        slice_indices,
+        quiet_nans(kv_cache_pages),
+        total_update_slices,
+        page_size=page_size,
     )
 
 
@@ -387,7 +420,9 @@ MUTANTS: tuple[str, ...] = tuple(
         "count_ignored",
         "count_minus_one",
         "count_plus_one",
+        "padding_in_last_block",
         "nan_canonicalised",
+        "nan_quieted_everywhere",
         "result_promoted",
         "offset_packed_in_8_bits",
         "rows_through_float32",

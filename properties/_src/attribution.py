@@ -1,0 +1,87 @@
+"""Who raised: the implementation's own code, or JAX's TPU interpreter itself.
+
+An exception inside an interpreted kernel reaches the caller as a ``JaxRuntimeError`` whose
+message embeds the Python traceback of the callback that raised; other exceptions carry
+their own traceback. ``attribute`` reads the innermost frame from either. A bare
+``AssertionError`` raised inside JAX (an internal ``assert``, such as the race detector's in
+``jax/_src/pallas/mosaic/interpret/shared_memory.py`` when a zero-byte DMA is waited on before
+its semaphore was ever signalled) is an interpreter fault, not the implementation's: the
+interpreter's deliberate reports (an out-of-bounds access, a race) use other types.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+
+JAX_SOURCE = Path(jax.__file__).resolve().parent  # .../site-packages/jax
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)\s*$')
+_RAISED = re.compile(
+    r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):?\s?(?P<message>.*)$"
+)
+
+
+@dataclass(frozen=True)
+class Frame:
+    file: str
+    line: int
+    function: str
+
+    @property
+    def in_jax(self) -> bool:
+        return Path(self.file).resolve().is_relative_to(JAX_SOURCE)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+
+@dataclass(frozen=True)
+class Raise:
+    """What was raised (the innermost exception's type and message) and where."""
+
+    type: str
+    message: str
+    frame: Frame | None
+
+    @property
+    def interpreter_fault(self) -> bool:
+        """An internal ``assert`` of JAX's, not a deliberate report of the implementation's fault."""
+        return self.type == "AssertionError" and self.frame is not None and self.frame.in_jax
+
+    def __str__(self) -> str:
+        what = f"{self.type}: {self.message}" if self.message else self.type
+        return f"{what} at {self.frame}" if self.frame else what
+
+
+def _embedded(text: str) -> Raise | None:
+    """The innermost raise of a traceback printed into ``text`` (a callback's), if any."""
+    lines = text.splitlines()
+    frames = [(i, m) for i, line in enumerate(lines) if (m := _FRAME.match(line))]
+    if not frames:
+        return None
+    last_index, last = frames[-1]
+    raised = next(
+        (m for line in lines[last_index + 1 :] if (m := _RAISED.match(line.strip()))), None
+    )
+    frame = Frame(last["file"], int(last["line"]), last["function"])
+    if raised is None:
+        return Raise("Exception", "", frame)
+    return Raise(raised["type"].rsplit(".", 1)[-1], raised["message"].strip(), frame)
+
+
+def attribute(error: BaseException) -> Raise:
+    """The innermost raise behind ``error``, with the frame that raised it."""
+    innermost = error
+    while innermost.__cause__ is not None:
+        innermost = innermost.__cause__
+    embedded = _embedded(str(innermost))
+    if embedded is not None:
+        return embedded
+    frames = traceback.extract_tb(innermost.__traceback__)
+    frame = Frame(frames[-1].filename, frames[-1].lineno or 0, frames[-1].name) if frames else None
+    message = str(innermost).strip().splitlines()
+    return Raise(type(innermost).__name__, message[0] if message else "", frame)

@@ -1,0 +1,153 @@
+"""A kernel that faults inside the TPU interpreter fails nothing but its own example, and
+JAX's interpreter faulting is told apart from the implementation's code."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import settings
+from jax._src import dispatch
+from jax._src.callback import (
+    _OrderedIOEffect as ORDERED_IO,
+)  # what the interpreter's callbacks order by
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import tpu as pltpu
+
+from oracle.contract import Update
+from oracle.reference import reference_update
+from properties._src.api import check
+from properties._src.attribution import attribute
+from properties._src.cases import bits
+from properties._src.implementations import Implementation, call, load
+from properties._src.regressions import REGRESSIONS
+
+QUICK = settings(max_examples=10, derandomize=True, database=None, deadline=None)
+
+
+def _one_column_per_step(indices_ref, count_ref, new_hbm, _aliased, cache_hbm, scratch, semaphore):
+    """Copies column ``program_id`` through VMEM, if it is real. A zero-length first column
+    makes the first wait on the semaphore a zero-byte one."""
+    column = pl.program_id(0)
+
+    @pl.when(column < count_ref[0])
+    def _():
+        dst, src, length = (indices_ref[row, column] for row in range(3))
+        gather = pltpu.make_async_copy(
+            new_hbm.at[pl.ds(src, length)], scratch.at[pl.ds(0, length)], semaphore
+        )
+        gather.start()
+        gather.wait()
+        scatter = pltpu.make_async_copy(
+            scratch.at[pl.ds(0, length)], cache_hbm.at[pl.ds(dst, length)], semaphore
+        )
+        scatter.start()
+        scatter.wait()
+
+
+@functools.partial(jax.jit, static_argnames=("page_size",))
+def column_kernel(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+    """A correct update, one column per grid step; the race detector faults on a zero-length
+    first column (JAX's own assert, not this kernel's)."""
+    return pl.pallas_call(
+        _one_column_per_step,
+        grid_spec=pltpu.PrefetchScalarGridSpec(
+            num_scalar_prefetch=2,
+            in_specs=[pl.BlockSpec(memory_space=pl.ANY)] * 2,
+            out_specs=pl.BlockSpec(memory_space=pl.ANY),
+            grid=(slice_indices.shape[1],),
+            scratch_shapes=[
+                pltpu.VMEM((page_size, *kv_cache_pages.shape[1:]), kv_cache_pages.dtype),
+                pltpu.SemaphoreType.DMA,
+            ],
+        ),
+        out_shape=jax.ShapeDtypeStruct(kv_cache_pages.shape, kv_cache_pages.dtype),
+        input_output_aliases={3: 0},
+    )(slice_indices, jnp.reshape(total_update_slices, (1,)), new_kv_tokens, kv_cache_pages)
+
+
+KERNEL = Implementation("column_kernel", column_kernel)
+
+
+def _with_columns(columns, num_real) -> Update:
+    base = REGRESSIONS[0].update
+    slice_indices = np.zeros_like(base.slice_indices)
+    slice_indices[:, : len(columns)] = np.array(columns, dtype=np.int32).T
+    return Update(
+        base.new_kv_tokens,
+        slice_indices,
+        base.kv_cache_pages,
+        np.array([num_real], dtype=np.int32),
+        base.page_size,
+    )
+
+
+FAULTING = _with_columns([(0, 0, 0), (4, 1, 2)], 2)  # a zero-length first column
+GOOD = _with_columns([(4, 1, 2), (9, 0, 3)], 2)
+
+
+def _exact(update: Update, actual: np.ndarray) -> bool:
+    expected = reference_update(*update.arrays(), page_size=update.page_size)
+    return np.array_equal(bits(expected), bits(actual))
+
+
+def test_the_fault_is_jaxs_own_assert_and_race_detection_off_gives_the_oracles_bits():
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - what matters is attribute()'s reading
+        call(KERNEL, FAULTING)
+    fault = attribute(raised.value)
+    assert fault.interpreter_fault, fault
+    assert fault.type == "AssertionError"
+    assert fault.frame.file.endswith("pallas/mosaic/interpret/shared_memory.py"), fault
+    assert fault.frame.function == "wait"
+    assert _exact(FAULTING, call(KERNEL, FAULTING, detect_races=False))
+
+
+def test_a_raise_in_the_implementations_own_code_is_not_an_interpreter_fault():
+    def refuses(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+        assert page_size > 4, "page_size too small"  # the implementation's own assert
+
+    with pytest.raises(AssertionError) as raised:
+        call(Implementation("refuses", refuses), GOOD)
+    fault = attribute(raised.value)
+    assert not fault.interpreter_fault
+    assert fault.frame.file == __file__ and fault.frame.function == "refuses"
+
+
+def test_calls_after_a_fault_start_clean():
+    for _ in range(3):
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the interpreter's fault
+            call(KERNEL, FAULTING)
+        assert _exact(GOOD, call(KERNEL, GOOD))
+        assert _exact(GOOD, call(load("kvcache:kv_cache_update"), GOOD))
+
+
+class _PoisonedToken:
+    """Stands for a runtime token that an earlier program's failure left in an error state."""
+
+    def block_until_ready(self):
+        raise RuntimeError("a stale error from an earlier example")
+
+
+def test_a_poisoned_runtime_token_does_not_reach_the_next_call():
+    call(KERNEL, GOOD)  # the interpreter's callbacks are ordered effects: tokens exist now
+    assert dispatch.runtime_tokens.current_tokens == {}  # settled after the call
+    dispatch.runtime_tokens.current_tokens[ORDERED_IO] = _PoisonedToken()
+    assert _exact(GOOD, call(KERNEL, GOOD))
+
+
+def test_a_kernel_that_faults_on_some_examples_fails_nothing_else():
+    result = check(KERNEL, profile=QUICK, constraints=["heads%1"])
+    by_tier = {(r.property, r.tier): r for r in result.results}
+    for (prop, tier), r in by_tier.items():
+        if tier == "serving":  # no zero-length column there: nothing faults
+            assert r.status == "passed", (prop, r.counterexample)
+        else:
+            assert r.status in {"passed", "error"}, (prop, r.counterexample)
+            if r.status == "error":
+                assert r.diagnosis == ("interpreter-fault",)
+                assert "with race detection off the result matches the oracle" in r.counterexample
+                assert "shared_memory.py:" in r.counterexample
+    assert any(r.status == "error" for r in result.results), "no example faulted"
