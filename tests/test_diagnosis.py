@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax.numpy as jnp
 import numpy as np
 from hypothesis import settings
 
+from kvcache import kv_cache_update_jax
 from properties._src.api import check
 from properties._src.cases import CASES
 from properties._src.diagnosis import explain
@@ -129,3 +131,28 @@ def test_a_failure_names_its_seed_and_the_seed_replays_it():
     [a, b] = (r.not_passed[0] for r in (first, again))
     assert "seed 1234" in a.counterexample
     assert a.counterexample == b.counterexample and a.examples == b.examples
+
+
+def test_soft_findings_from_other_examples_are_said_to_be_from_them():
+    """NaN payloads quieted on caches holding NaNs, the last column dropped on the others: the
+    shown counterexample holds no NaN, so its nan-payload finding is another example's."""
+
+    def nan_or_wrong(
+        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+    ):
+        has_nan = jnp.any(jnp.isnan(kv_cache_pages.astype(jnp.float32)))
+        indices = (slice_indices, jnp.copy(kv_cache_pages), total_update_slices)
+        wrong = count_minus_one(new_kv_tokens, *indices, page_size=page_size)
+        right = kv_cache_update_jax(
+            new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+        )
+        return jnp.where(has_nan, quiet_nans(right), wrong)
+
+    outcome = run(
+        Implementation("nan_or_wrong", nan_or_wrong), CASES[0], QUICK, explicit_examples=False
+    )
+    assert outcome.status == "failed"
+    assert not np.isnan(outcome.failure.update.kv_cache_pages.astype(np.float32)).any()
+    assert set(outcome.diagnosis.codes) >= {"values", "nan-payload"}
+    for code, sentence in outcome.diagnosis.findings:
+        assert sentence.startswith("On another example") == (code == "nan-payload"), sentence

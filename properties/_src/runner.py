@@ -260,7 +260,7 @@ def run(
             case, "error", first.examples, seconds, error=_describe(error), replay=replay
         )
     diagnosis = failure.diagnosis
-    for other in soft_seen:  # a hard finding keeps the soft ones seen on the way
-        diagnosis += other.diagnosis.without(diagnosis.codes)
+    for other in soft_seen:  # a hard finding keeps the soft ones seen on other examples
+        diagnosis += other.diagnosis.without(diagnosis.codes).elsewhere()
     status = "error" if diagnosis.codes == ("interpreter-fault",) else "failed"
     return Outcome(case, status, first.examples, seconds, failure, None, diagnosis, replay)
