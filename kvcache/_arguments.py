@@ -26,3 +26,9 @@ def check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_s
 def slice_count(total_update_slices) -> jnp.ndarray:
     """``n`` as an int32 scalar, from a count of shape ``[1]`` or ``[]``."""
     return jnp.reshape(total_update_slices, ()).astype(jnp.int32)
+
+
+def nothing_to_write(new_kv_tokens, slice_indices) -> bool:
+    """Whether the shapes alone rule out any write: no columns, or no new tokens (then every
+    real column has length 0). Static, so an implementation returns the cache as it is."""
+    return new_kv_tokens.shape[0] == 0 or slice_indices.shape[1] == 0

@@ -8,11 +8,12 @@ the tokens are scattered as they are, in one call. Otherwise blocks of ``tokens`
 gathered and scattered in a loop, since repeated sources can make W exceed ``tokens``; W is
 at most ``num_slices * page_size``, which bounds the loop.
 
-The scatter works on the cache's own dtype. The exception is bfloat16 where XLA widens its
-scatter to float32 (XLA:CPU in jaxlib 0.10 does; 0.12 does not), which quiets NaN payloads even
-in rows the scatter does not write: there a bfloat16 cache is scattered as uint16 bit patterns.
-That costs two passes over the cache (XLA copies on a bitcast-convert), so it is done only where
-a probe finds the native scatter inexact.
+The scatter works on the cache's own dtype. The exception is a float type whose scatter XLA
+widens and so quiets NaN payloads even in rows the scatter does not write (XLA:CPU in jaxlib
+0.10 does so for bfloat16 and float8_e5m2; 0.12 scatters bfloat16 exactly): there the cache is
+scattered as unsigned bit patterns of its width. That costs two passes over the cache (XLA
+copies on a bitcast-convert), so it is done only where a probe finds the native scatter
+inexact.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Int, Shaped
 
-from kvcache._arguments import check_arguments, slice_count
+from kvcache._arguments import check_arguments, nothing_to_write, slice_count
 from kvcache.sharded import on_mesh
 
 
@@ -50,24 +51,34 @@ def _drop_unless(keep, dst, cache_rows):
 
 
 @functools.cache
-def _scatters_bfloat16_exactly(backend: str) -> bool:
-    """Whether a bfloat16 scatter on ``backend`` keeps every bit, NaN payloads included.
+def _scatters_exactly(backend: str, dtype: jnp.dtype) -> bool:
+    """Whether a scatter of ``dtype`` on ``backend`` keeps every bit, NaN payloads included.
 
-    Run once per backend, at trace time: row 0 (a signalling NaN, a NaN with a payload) is
-    scattered over row 1, and both must come back with row 0's bits.
+    Run once per backend and floating dtype, at trace time: row 0 (every bit pattern of a
+    one- or two-byte type; signalling NaNs and NaNs with payloads of float32) is scattered
+    over row 1, and both must come back with row 0's bits. Integers are always exact.
     """
-    bits = np.array([[0x7F81, 0xFFBF], [0x0001, 0x8000]], np.uint16)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        return True
+    unsigned = np.dtype(f"uint{8 * dtype.itemsize}")
+    if dtype.itemsize <= 2:
+        patterns = np.arange(2 ** (8 * dtype.itemsize), dtype=unsigned)
+    else:
+        patterns = np.array([0x7F800001, 0x7FC00001, 0xFFBFFFFF, 0x80000000, 1], dtype=unsigned)
+    bits = np.stack([patterns, np.zeros_like(patterns)])
     with jax.ensure_compile_time_eval():
-        cache = jax.device_put(bits, jax.devices(backend)[0]).view(jnp.bfloat16)
-        written = _scatter(cache, jnp.array([1]), cache[:1]).view(jnp.uint16)
+        cache = jax.device_put(bits, jax.devices(backend)[0]).view(dtype)
+        written = _scatter(cache, jnp.array([1]), cache[:1]).view(unsigned)
     return bool((np.asarray(written) == bits[[0, 0]]).all())
 
 
 def _scatter_dtype(dtype) -> jnp.dtype:
-    """The dtype to scatter a ``dtype`` cache as: uint16 for bfloat16 where it is not exact."""
-    if dtype == jnp.bfloat16 and not _scatters_bfloat16_exactly(jax.default_backend()):
-        return jnp.dtype(jnp.uint16)
-    return dtype
+    """The dtype to scatter a ``dtype`` cache as: its unsigned bits where a native scatter is
+    not exact (bfloat16 and float8_e5m2 on XLA:CPU in jaxlib 0.10)."""
+    dtype = jnp.dtype(dtype)
+    if _scatters_exactly(jax.default_backend(), dtype):
+        return dtype
+    return jnp.dtype(f"uint{8 * dtype.itemsize}")
 
 
 def _scatter(cache, dst, rows):
@@ -93,6 +104,8 @@ def kv_cache_update_jax(
     ``kvcache.update(..., validate=True)`` to have such input refused instead.
     """
     check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size)
+    if nothing_to_write(new_kv_tokens, slice_indices):
+        return kv_cache_pages
     dtype = kv_cache_pages.dtype
     scatter_dtype = _scatter_dtype(dtype)
     new_kv_tokens = lax.bitcast_convert_type(new_kv_tokens, scatter_dtype)

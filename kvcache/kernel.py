@@ -17,7 +17,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 from jaxtyping import Array, Int, Shaped
 
-from kvcache._arguments import cdiv, check_arguments, slice_count
+from kvcache._arguments import cdiv, check_arguments, nothing_to_write, slice_count
 from kvcache.sharded import on_mesh
 
 TPU_LANES = 128
@@ -92,6 +92,8 @@ def kv_cache_update(
         raise ValueError(
             f"slices_per_processing_page must be >= 1, got {slices_per_processing_page}"
         )
+    if nothing_to_write(new_kv_tokens, slice_indices):
+        return kv_cache_pages
     _, heads, head_dim = kv_cache_pages.shape
     if jax.default_backend() == "tpu" and head_dim % TPU_LANES:
         raise ValueError(f"head_dim {head_dim} must be a multiple of {TPU_LANES} on a TPU")

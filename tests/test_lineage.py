@@ -40,12 +40,19 @@ def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = B
     return seen[-1].update
 
 
+# The original fallback also raises with no columns, and under XLA:CPU in jaxlib 0.10 it quiets
+# bfloat16 and float8_e5m2 NaN payloads in rows it does not write; shapes with those would shrink
+# to those defects instead, so the clamp is looked for where a slice can be written without them.
+CLAMP_SHAPES = tuple(
+    b
+    for b in BUCKETS
+    if b.num_slices and b.num_tokens and b.dtype not in ("bfloat16", "float8_e5m2")
+)
+
+
 @pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
 def test_seed_fallback_is_caught_writing_a_clamped_window(tier):
-    # Its jnp.pad and jnp.where also quiet bfloat16 NaN payloads under jaxlib 0.10 (a second
-    # defect, found first on some search paths): search the other dtypes for the window.
-    no_bfloat16 = tuple(b for b in BUCKETS if b.dtype != "bfloat16")
-    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier, no_bfloat16)
+    update = shrunk_counterexample("properties.known_bad.lineage:seed_fallback", tier, CLAMP_SHAPES)
     rows = update.kv_cache_pages.shape[0]
     # The defect: a slice in the last page at an offset, whose page-sized window JAX clamps.
     assert any(

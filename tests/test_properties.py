@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from properties._src.api import fitting_buckets
+from properties._src.api import all_constraints
 from properties._src.cases import all_cases
+from properties._src.shapes import pool_for, shape_space
 from properties.plugin import mesh_shape
 
 
@@ -19,7 +20,10 @@ def test_property(kvcache_implementation, kvcache_mesh, kvcache_check_options, c
     constraints = kvcache_check_options["constraints"]
     case.build(
         kvcache_implementation,
-        buckets=fitting_buckets(constraints, mesh_shape(pytestconfig)),
+        buckets=shape_space(
+            all_constraints(constraints, mesh_shape(pytestconfig)),
+            pool=pool_for(kvcache_implementation.name),
+        ),
         constraints=constraints,
         compare=kvcache_check_options["compare"],
         mesh=kvcache_mesh,

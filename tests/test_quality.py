@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import Phase, settings
 
-from properties._src.api import fitting_buckets
+from properties._src.api import all_constraints
 from properties._src.cases import all_cases
 from properties._src.implementations import builtin, load
 from properties._src.placement import MeshShape
 from properties._src.profiles import PROFILES
 from properties._src.runner import Outcome, run
+from properties._src.shapes import pool_for, shape_space
 from properties.known_bad import KNOWN_BAD, MUTANTS, SHARDED
 
 # The ci budget and seed; a verdict needs no shrinking.
@@ -25,7 +26,8 @@ def outcomes(
     """Every (property, tier) for ``spec`` in turn, stopping at the first rejection if asked;
     with a ``mesh``, every update on it and its cases too."""
     implementation, found = load(spec), []
-    device_mesh, buckets = mesh.build() if mesh else None, fitting_buckets((), mesh)
+    device_mesh = mesh.build() if mesh else None
+    buckets = shape_space(all_constraints((), mesh), pool=pool_for(spec))
     for case in all_cases(mesh is not None):
         found.append(
             run(
@@ -78,5 +80,5 @@ def test_ci_profile_accepts_the_project_implementation(spec):
 
 def test_mutants_are_many_and_distinct():
     functions = [load(spec).function for spec in MUTANTS]
-    assert len(MUTANTS) >= 12
+    assert len(MUTANTS) >= 30
     assert len({id(f) for f in functions}) == len(MUTANTS)

@@ -18,6 +18,7 @@ from properties._src.implementations import Implementation, as_implementation
 from properties._src.placement import MeshShape, as_mesh_shape
 from properties._src.report import render
 from properties._src.runner import run
+from properties._src.shapes import FREE_PROFILES, pool_for, shape_space
 
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
 # A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
@@ -85,12 +86,21 @@ def _settings(profile: str | settings | None, max_examples: int | None) -> setti
 
 
 def fitting_buckets(
-    constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
+    constraints: Iterable[str | Constraint],
+    mesh: MeshShape | None = None,
+    pool: tuple[Bucket, ...] = BUCKETS,
 ) -> tuple[Bucket, ...]:
-    """The buckets the constraints admit, and that split evenly over ``mesh``; ``ValueError``
-    naming the constraints if none does."""
+    """``pool`` fitted to the constraints and to split evenly over ``mesh``; ``ValueError``
+    naming the constraints if no shape fits."""
+    return fitting(pool, all_constraints(constraints, mesh))
+
+
+def all_constraints(
+    constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
+) -> tuple[Constraint, ...]:
+    """The constraints given and those ``mesh`` requires."""
     required = mesh.constraints() if mesh else ()
-    return fitting(BUCKETS, parse_all((*constraints, *required)))
+    return parse_all((*constraints, *required))
 
 
 def cases_on(tier: Tier | str | None, cases: Sequence[Case] = CASES) -> tuple[Case, ...]:
@@ -118,7 +128,8 @@ def check(
     total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
     ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
-    restrict the shapes drawn to what the implementation's layout requires. ``cases`` narrows
+    restrict the shapes drawn to what the implementation's layout requires; ``thorough`` also
+    draws shapes beyond the pool (``properties._src.shapes``). ``cases`` narrows
     what is checked to some of ``CASES`` (default: all of them); ``before_call`` sees each
     update just before the implementation is called on it (``kvcache-check``'s supervisor uses
     both). ``mesh`` (``"pages=2,heads=4"``) places every update on a device mesh of those axis
@@ -130,10 +141,15 @@ def check(
     require_comparison(compare)
     constraints = parse_all(constraints)
     mesh_shape = as_mesh_shape(mesh)
-    buckets = fitting_buckets(constraints, mesh_shape)
+    chosen = as_implementation(implementation)
+    named = profiles.default_profile() if profile is None else profile
+    buckets = shape_space(
+        all_constraints(constraints, mesh_shape),
+        free=named in FREE_PROFILES,
+        pool=pool_for(chosen.name),
+    )
     device_mesh = mesh_shape.build() if mesh_shape else None
     mesh_text = str(mesh_shape) if mesh_shape else None
-    chosen = as_implementation(implementation)
     budget = _settings(profile, max_examples)
     results = []
     for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):

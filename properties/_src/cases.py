@@ -20,7 +20,6 @@ from hypothesis import settings
 from jax.sharding import Mesh
 
 from oracle.contract import Tier
-from properties._src.buckets import BUCKETS, Bucket
 from properties._src.checks import MESH_PROPERTIES, PROPERTIES, Property, bits, differing_rows
 from properties._src.constraints import Constraint
 from properties._src.implementations import Implementation
@@ -28,6 +27,7 @@ from properties._src.metamorphic import METAMORPHIC
 from properties._src.property_case import PropertyCase
 from properties._src.serving_loop import SERVING_LOOP
 from properties._src.shape_changes import SHAPE_CHANGES
+from properties._src.shapes import Shapes
 from properties._src.steps import Failure, Judge
 
 __all__ = [
@@ -63,7 +63,7 @@ class Case(Protocol):
         settings_: settings | None = None,
         explicit_examples: bool = True,
         observe: Callable[[Any], None] | None = None,
-        buckets: tuple[Bucket, ...] = BUCKETS,
+        buckets: Shapes | None = None,
         constraints: tuple[Constraint, ...] = (),
         compare: str = "bits",
         mesh: Mesh | None = None,

@@ -22,10 +22,12 @@ def enable(directory: str = DEFAULT_DIRECTORY, *, replace: bool = False) -> str:
     """Cache compiled programs in ``directory``, unless a cache is configured already (for
     instance through ``JAX_COMPILATION_CACHE_DIR``) and not ``replace``; returns the
     directory in use."""
-    if replace or not directory_in_use():
-        jax.config.update("jax_compilation_cache_dir", os.path.abspath(directory))
+    current = directory_in_use()
+    if replace or not current:
+        current = os.path.abspath(directory)
+        jax.config.update("jax_compilation_cache_dir", current)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    return directory_in_use()
+    return current
 
 
 def directory_in_use() -> str | None:

@@ -7,19 +7,23 @@ A constraint is ``DIMENSION%DIVISOR``: the dimension must be a multiple of the d
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from properties._src.buckets import Bucket
 
-# What each dimension is, read off a static shape.
+# Each dimension a constraint can name, as the ``Bucket`` field that holds it.
 DIMENSIONS = {
-    "heads": lambda b: b.heads,
-    "head_dim": lambda b: b.head_dim,
-    "page_size": lambda b: b.page_size,
-    "columns": lambda b: b.num_slices,
-    "tokens": lambda b: b.num_tokens,
-    "pages": lambda b: b.num_pages,
+    "heads": "heads",
+    "head_dim": "head_dim",
+    "page_size": "page_size",
+    "columns": "num_slices",
+    "tokens": "num_tokens",
+    "pages": "num_pages",
 }
+
+# Memory bounds on a drawn shape: the cache, and one page (the kernel's VMEM scratch holds 8).
+MAX_CACHE_BYTES = 2**27
+MAX_PAGE_BYTES = 2**21
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,13 @@ class Constraint:
         return cls(dimension, int(divisor))
 
     def admits(self, bucket: Bucket) -> bool:
-        return DIMENSIONS[self.dimension](bucket) % self.divisor == 0
+        return getattr(bucket, DIMENSIONS[self.dimension]) % self.divisor == 0
+
+    def fit(self, bucket: Bucket) -> Bucket:
+        """``bucket`` with the dimension rounded up to a multiple of the divisor."""
+        value = getattr(bucket, DIMENSIONS[self.dimension])
+        fitted = -(-value // self.divisor) * self.divisor
+        return replace(bucket, **{DIMENSIONS[self.dimension]: fitted})
 
     def __str__(self) -> str:
         return f"{self.dimension}%{self.divisor}"
@@ -60,11 +70,27 @@ def admitted(bucket: Bucket, constraints: tuple[Constraint, ...]) -> bool:
     return all(c.admits(bucket) for c in constraints)
 
 
+def within_memory(bucket: Bucket) -> bool:
+    """Whether the cache and one page fit the memory bounds."""
+    page_bytes = bucket.page_size * bucket.row_bytes
+    return page_bytes <= MAX_PAGE_BYTES and page_bytes * bucket.num_pages <= MAX_CACHE_BYTES
+
+
 def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
-    """The buckets every constraint admits; ``ValueError`` if there are none."""
-    kept = tuple(b for b in buckets if admitted(b, constraints))
-    if not kept:
+    """Each bucket with every constrained dimension rounded up to a multiple of its divisor,
+    in order, without repeats, leaving out those the rounding takes past the memory bounds
+    (so the pool keeps its edge classes wherever the constraints allow them); ``ValueError``
+    if none is left."""
+    fitted = []
+    for bucket in buckets:
+        while not admitted(bucket, constraints):  # rises to a common multiple
+            for constraint in constraints:
+                bucket = constraint.fit(bucket)
+        if within_memory(bucket):
+            fitted.append(bucket)
+    if not fitted:
         raise ValueError(
-            f"no shape satisfies {', '.join(map(str, constraints))}: nothing could be checked"
+            f"no shape satisfies {', '.join(map(str, constraints))} within "
+            f"{MAX_CACHE_BYTES} bytes of cache: nothing could be checked"
         )
-    return kept
+    return tuple(dict.fromkeys(fitted))

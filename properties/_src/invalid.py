@@ -44,7 +44,11 @@ class Breaking:
 BREAKERS: dict[str, Breaking] = {}
 
 
-def _breaks(rule: str, *, buckets: tuple[Bucket, ...] = BUCKETS):
+# Breaking a rule needs columns to change and tokens to point at: two of each at least.
+BREAKABLE = tuple(b for b in BUCKETS if b.num_slices >= 2 and b.num_tokens >= 2)
+
+
+def _breaks(rule: str, *, buckets: tuple[Bucket, ...] = BREAKABLE):
     def register(breaker: Breaker) -> Breaker:
         BREAKERS[rule] = Breaking(breaker, buckets)
         return breaker
@@ -99,7 +103,7 @@ def _same_layout(draw, u):
     return _with(u, new_kv_tokens=new), "new_kv_tokens"
 
 
-@_breaks("whole-pages", buckets=tuple(b for b in BUCKETS if b.page_size > 1))
+@_breaks("whole-pages", buckets=tuple(b for b in BREAKABLE if b.page_size > 1))
 def _whole_pages(draw, u):
     extra = draw(st.integers(1, u.page_size - 1))
     cache = u.kv_cache_pages
@@ -193,7 +197,7 @@ def _starts_nonnegative(draw, u):
 
 @_breaks(
     "length-range",
-    buckets=tuple(b for b in BUCKETS if b.page_size < min(b.num_tokens, b.cache_rows)),
+    buckets=tuple(b for b in BREAKABLE if b.page_size < min(b.num_tokens, b.cache_rows)),
 )
 def _length_range(draw, u):
     idx, n, column = _one_column(draw, u)

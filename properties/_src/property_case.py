@@ -15,12 +15,13 @@ from jax.sharding import Mesh
 
 from oracle.contract import Tier, Update
 from properties._src import placement
-from properties._src.buckets import BUCKETS, Bucket
+from properties._src.buckets import Bucket
 from properties._src.checks import Property
 from properties._src.constraints import Constraint, admitted
 from properties._src.implementations import CALL_MODES, Implementation
 from properties._src.judging import replay
 from properties._src.regressions import REGRESSIONS
+from properties._src.shapes import Shapes
 from properties._src.steps import MODES, Failure, Judge, Step, strict
 from properties._src.strategies import updates
 
@@ -50,7 +51,7 @@ class PropertyCase:
         settings_: settings | None = None,
         explicit_examples: bool = True,
         observe: Callable[[Step], None] | None = None,
-        buckets: tuple[Bucket, ...] = BUCKETS,
+        buckets: Shapes | None = None,
         constraints: tuple[Constraint, ...] = (),
         compare: str = "bits",
         mesh: Mesh | None = None,
@@ -77,6 +78,9 @@ class PropertyCase:
 
         test.__name__ = self.id.replace("-", "_")
         test.__qualname__ = test.__name__
+        # Each case gets its own derandomised seed (Hypothesis's hook for parametrised tests), so
+        # a ci run's cases explore different shapes instead of repeating one sequence per tier.
+        test._hypothesis_internal_add_digest = self.id.encode()  # type: ignore[attr-defined]
         test = given(updates(self.tier, buckets), MODES)(test)
         if explicit_examples:
             for regression in REGRESSIONS:

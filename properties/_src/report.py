@@ -197,7 +197,7 @@ def render(
         "pages (a letter: the row that column writes; capital or '!': the row differs):",
         *_pages(update, differs),
     ]
-    if differs.any():
+    if actual is not None and differs.any():
         lines += [
             "rows that differ:",
             *_row_diffs(expected, actual, np.flatnonzero(differs), update.page_size),

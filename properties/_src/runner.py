@@ -37,7 +37,6 @@ from jax.sharding import Mesh
 
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties._src.buckets import BUCKETS, Bucket
 from properties._src.cases import Case
 from properties._src.checks import Property
 from properties._src.constraints import Constraint
@@ -45,6 +44,7 @@ from properties._src.diagnosis import NONE, Diagnosis
 from properties._src.implementations import Implementation
 from properties._src.judging import judge, judged_call
 from properties._src.regressions import REGRESSIONS
+from properties._src.shapes import Shapes
 from properties._src.steps import SOFT_CODES, Failure, Step, describe_error, watching_calls
 
 __all__ = ["SOFT_CODES", "Failure", "Outcome", "judge", "run"]
@@ -138,7 +138,7 @@ def run(
     settings_: settings,
     *,
     explicit_examples: bool = True,
-    buckets: tuple[Bucket, ...] = BUCKETS,
+    buckets: Shapes | None = None,
     constraints: tuple[Constraint, ...] = (),
     compare: str = "bits",
     seed: int | None = None,

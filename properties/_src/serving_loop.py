@@ -35,11 +35,12 @@ from jax.sharding import Mesh
 from kvcache.slot_mapping import slot_mapping
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update
-from properties._src.buckets import BUCKETS, Bucket
+from properties._src.buckets import Bucket
 from properties._src.checks import MATCHES_ORACLE, bits
 from properties._src.constraints import Constraint
 from properties._src.implementations import Implementation
-from properties._src.sequence_case import SequenceCase, budget
+from properties._src.sequence_case import SequenceCase, budget, pool
+from properties._src.shapes import Shapes
 from properties._src.steps import MODES, Judge, Step, strict
 
 PAGES_PER_REQUEST = 4  # the block table's width
@@ -204,22 +205,19 @@ class ServingLoopCase(SequenceCase):
         settings_=None,
         explicit_examples: bool = True,
         observe: Callable[[list[Step]], None] | None = None,
-        buckets: tuple[Bucket, ...] = BUCKETS,
+        buckets: Shapes | None = None,
         constraints: tuple[Constraint, ...] = (),
         compare: str = "bits",
         mesh: Mesh | None = None,
         judge: Judge | None = None,
     ) -> Callable[[], None]:
-        del (
-            explicit_examples,
-            constraints,
-        )  # the buckets fit the constraints; none: the runs are drawn
+        del explicit_examples  # none: the runs are drawn
         machine = type(
             "ServingLoop",
             (ServingLoop,),
             {
                 "judge": staticmethod(judge or strict(implementation, compare, mesh)),
-                "bucket": buckets[0],
+                "bucket": pool(buckets, implementation, constraints)[0],
                 "observe": staticmethod(observe) if observe else None,
             },
         )

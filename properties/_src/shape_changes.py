@@ -19,11 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jax.sharding import Mesh
 
-from properties._src.buckets import BUCKETS, Bucket
+from properties._src.buckets import Bucket
 from properties._src.checks import BOTH_TIERS, MATCHES_ORACLE
 from properties._src.constraints import Constraint
 from properties._src.implementations import Implementation
-from properties._src.sequence_case import SequenceCase, budget
+from properties._src.sequence_case import SequenceCase, budget, pool
+from properties._src.shapes import Shapes
 from properties._src.steps import MODES, Judge, Step, strict
 from properties._src.strategies import updates
 
@@ -50,22 +51,20 @@ class ShapeChanges(SequenceCase):
         settings_=None,
         explicit_examples: bool = True,
         observe: Callable[[list[Step]], None] | None = None,
-        buckets: tuple[Bucket, ...] = BUCKETS,
+        buckets: Shapes | None = None,
         constraints: tuple[Constraint, ...] = (),
         compare: str = "bits",
         mesh: Mesh | None = None,
         judge: Judge | None = None,
     ) -> Callable[[], None]:
-        del (
-            explicit_examples,
-            constraints,
-        )  # the buckets fit the constraints; none: the sequences are drawn
+        del explicit_examples  # none: the sequences are drawn
 
         judged = judge or strict(implementation, compare, mesh)
+        shapes = smallest(pool(buckets, implementation, constraints))
 
         @given(data=st.data())
         def test(data) -> None:
-            first = data.draw(st.sampled_from(smallest(buckets)), label="bucket")
+            first = data.draw(st.sampled_from(shapes), label="bucket")
             other = dataclasses.replace(first, num_pages=2 * first.num_pages)
             steps: list[Step] = []
             if observe is not None:
