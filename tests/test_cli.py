@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 from properties._src.api import cases_on
+from properties._src.buckets import BUCKETS
 from properties._src.cases import CASES, all_cases, bits
+from properties._src.implementations import CALL_MODES, load
+from properties._src.profiles import PROFILES
 from properties._src.regressions import REGRESSIONS
-from properties._src.report import snippet
+from properties._src.report import render, snippet
+from properties._src.runner import run
 from properties._src.steps import Failure
 from properties._src.strategies import special_values
 from properties.cli import main
@@ -82,12 +86,15 @@ def test_seed_fallback_is_rejected_with_a_slice_in_the_last_page_at_an_offset(tm
         exec(text.split("reproduce:\n", 1)[1], {})
 
 
-def test_a_result_of_the_wrong_dtype_is_reported_as_such(tmp_path):
-    status, report = run_cli(
-        tmp_path, "--impl", "properties.known_bad.mutants:result_promoted", "--tier", "general"
-    )
-    assert status == 1
-    text = failed(report["implementations"][0], "shape-and-dtype-preserved")["counterexample"]
+def test_a_result_of_the_wrong_dtype_is_reported_as_such():
+    # On 8-bit float caches the promotion raises instead (JAX has no implicit promotion path
+    # for them), which a search can find first: the wrong dtype is looked for on the others.
+    promotable = tuple(b for b in BUCKETS if not b.dtype.startswith("float8"))
+    case = next(c for c in CASES if c.id == "shape-and-dtype-preserved-general")
+    mutant = load("properties.known_bad.mutants:result_promoted")
+    outcome = run(mutant, case, PROFILES["ci"], buckets=promotable)
+    assert outcome.status == "failed"
+    text = render(mutant.name, outcome.failure, diagnosis=outcome.diagnosis)
     mode = r"(called eagerly|under jax.jit with a donated cache)"
     assert re.match(mode + r": result is float32\[.*\]; the cache is \w+\[", text), text
 
@@ -174,4 +181,5 @@ def test_examples_count_what_was_tried_not_shrink_steps(tmp_path):
     )
     assert status == 1
     for r in report["implementations"][0]["results"]:
-        assert r["examples"] <= 3 + len(REGRESSIONS), r  # the budget and the explicit examples
+        # the budget and the explicit examples, each in every calling mode
+        assert r["examples"] <= 3 + len(CALL_MODES) * len(REGRESSIONS), r
