@@ -67,7 +67,7 @@ def _scatters_exactly(backend: str, dtype: jnp.dtype) -> bool:
         patterns = np.array([0x7F800001, 0x7FC00001, 0xFFBFFFFF, 0x80000000, 1], dtype=unsigned)
     bits = np.stack([patterns, np.zeros_like(patterns)])
     with jax.ensure_compile_time_eval():
-        cache = jax.device_put(bits, jax.devices(backend)[0]).view(dtype)
+        cache = jax.device_put(bits, jax.local_devices(backend=backend)[0]).view(dtype)
         written = _scatter(cache, jnp.array([1]), cache[:1]).view(unsigned)
     return bool((np.asarray(written) == bits[[0, 0]]).all())
 
