@@ -140,14 +140,9 @@ def test_a_poisoned_runtime_token_does_not_reach_the_next_call():
 
 def test_a_kernel_that_faults_on_some_examples_fails_nothing_else():
     result = check(KERNEL, profile=QUICK, constraints=["heads%1"])
-    by_tier = {(r.property, r.tier): r for r in result.results}
-    for (prop, tier), r in by_tier.items():
-        if tier == "serving":  # no zero-length column there: nothing faults
-            assert r.status == "passed", (prop, r.counterexample)
-        else:
-            assert r.status in {"passed", "error"}, (prop, r.counterexample)
-            if r.status == "error":
-                assert r.diagnosis == ("interpreter-fault",)
-                assert "with race detection off the result matches the oracle" in r.counterexample
-                assert "shared_memory.py:" in r.counterexample
+    for r in result.results:
+        assert r.status in {"passed", "error"}, (r.property, r.tier, r.counterexample)
+        if r.status == "error":  # the race detector's assert, or a shape with no new tokens
+            assert r.diagnosis == ("interpreter-fault",), r.counterexample
+            assert "/pallas/mosaic/interpret/" in r.counterexample, r.counterexample
     assert any(r.status == "error" for r in result.results), "no example faulted"

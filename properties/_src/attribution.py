@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
+from jax._src.source_info_util import JaxStackTraceBeforeTransformation
 
 JAX_SOURCE = Path(jax.__file__).resolve().parent  # .../site-packages/jax
+INTERPRETER_SOURCE = JAX_SOURCE / "_src" / "pallas" / "mosaic" / "interpret"
+# What the interpreter raises on purpose, about the kernel: out-of-bounds accesses (IndexError)
+# and races (a message saying RACE DETECTED). Anything else it raises is its own failing.
+DELIBERATE_REPORTS = ("IndexError",)
+RACE_REPORT = "RACE DETECTED"
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)\s*$')
 _RAISED = re.compile(
     r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):?\s?(?P<message>.*)$"
@@ -35,6 +41,10 @@ class Frame:
     def in_jax(self) -> bool:
         return Path(self.file).resolve().is_relative_to(JAX_SOURCE)
 
+    @property
+    def in_interpreter(self) -> bool:
+        return Path(self.file).resolve().is_relative_to(INTERPRETER_SOURCE)
+
     def __str__(self) -> str:
         return f"{self.file}:{self.line} in {self.function}"
 
@@ -49,8 +59,15 @@ class Raise:
 
     @property
     def interpreter_fault(self) -> bool:
-        """An internal ``assert`` of JAX's, not a deliberate report of the implementation's fault."""
-        return self.type == "AssertionError" and self.frame is not None and self.frame.in_jax
+        """An internal ``assert`` of JAX's, or anything the TPU interpreter's own code raises
+        but its deliberate reports of the kernel's faults (out-of-bounds accesses, races): a
+        ``ZeroDivisionError`` padding a zero-row array, a ``NotImplementedError`` for a dtype."""
+        if self.frame is None or not self.frame.in_jax:
+            return False
+        if self.type == "AssertionError":
+            return True
+        deliberate = self.type in DELIBERATE_REPORTS or RACE_REPORT in self.message
+        return self.frame.in_interpreter and not deliberate
 
     def __str__(self) -> str:
         what = f"{self.type}: {self.message}" if self.message else self.type
@@ -76,7 +93,10 @@ def _embedded(text: str) -> Raise | None:
 def attribute(error: BaseException) -> Raise:
     """The innermost raise behind ``error``, with the frame that raised it."""
     innermost = error
-    while innermost.__cause__ is not None:
+    # JAX chains the user's traced call site as a cause: where it was traced, not who raised.
+    while innermost.__cause__ is not None and not isinstance(
+        innermost.__cause__, JaxStackTraceBeforeTransformation
+    ):
         innermost = innermost.__cause__
     embedded = _embedded(str(innermost))
     if embedded is not None:
