@@ -15,6 +15,8 @@ from jax import lax
 
 
 def update(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+    if slice_indices.shape[1] == 0 or new_kv_tokens.shape[0] == 0:  # nothing to copy
+        return kv_cache_pages
     as_bits = jnp.dtype(f"uint{8 * kv_cache_pages.dtype.itemsize}")
     tokens = lax.bitcast_convert_type(new_kv_tokens, as_bits)
     n = jnp.reshape(total_update_slices, ())

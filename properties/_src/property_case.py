@@ -3,14 +3,22 @@
 The same test function serves pytest (which calls it and lets Hypothesis report) and
 ``kvcache-check`` (which calls it, catches the failure and reproduces the last steps seen,
 the shrunk one among them, since Hypothesis replays the minimal failing example last).
+
+Over a pool of shapes the budget is split evenly between them, one search per shape in pool
+order, so every run checks every shape (and so every edge class the pool holds) for every
+property: one search over the whole pool leaves a few shapes out of each case, because
+Hypothesis spends most of a small budget mutating earlier examples, shape included. A
+failure is shrunk within its shape, the first in pool order that fails.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hypothesis import Phase, example, given, settings
+from hypothesis import seed as hypothesis_seed
 from jax.sharding import Mesh
 
 from oracle.contract import Tier, Update
@@ -21,7 +29,7 @@ from properties._src.constraints import Constraint, admitted
 from properties._src.implementations import CALL_MODES, Implementation
 from properties._src.judging import replay
 from properties._src.regressions import REGRESSIONS
-from properties._src.shapes import Shapes
+from properties._src.shapes import Shapes, shape_space
 from properties._src.steps import MODES, Failure, Judge, Step, strict
 from properties._src.strategies import updates
 
@@ -76,12 +84,46 @@ class PropertyCase:
                 observe(step)
             judged(step, self.prop, ())
 
-        test.__name__ = self.id.replace("-", "_")
-        test.__qualname__ = test.__name__
-        # Each case gets its own derandomised seed (Hypothesis's hook for parametrised tests), so
-        # a ci run's cases explore different shapes instead of repeating one sequence per tier.
-        test._hypothesis_internal_add_digest = self.id.encode()  # type: ignore[attr-defined]
-        test = given(updates(self.tier, buckets), MODES)(test)
+        shapes = shape_space() if buckets is None else buckets
+        if not isinstance(shapes, tuple):  # shapes drawn freely: one search over them all
+            return self._search(test, shapes, settings_, explicit_examples, constraints, mesh)
+        base = settings_ or settings()
+        share = settings(base, max_examples=math.ceil(base.max_examples / max(len(shapes), 1)))
+        searches = [
+            self._search(test, (shape,), share, explicit_examples and i == 0, constraints, mesh, i)
+            for i, shape in enumerate(shapes)
+        ]
+
+        def every_shape() -> None:
+            seed = getattr(every_shape, "_hypothesis_internal_use_seed", None)  # hypothesis.seed
+            for search in searches:
+                (search if seed is None else hypothesis_seed(seed)(search))()
+
+        every_shape.__name__ = every_shape.__qualname__ = self.id.replace("-", "_")
+        return every_shape
+
+    def _search(
+        self,
+        test: Callable[[Update, str], None],
+        shapes: Shapes,
+        settings_: settings | None,
+        explicit_examples: bool,
+        constraints: tuple[Constraint, ...],
+        mesh: Mesh | None,
+        index: int = 0,
+    ) -> Callable[[], None]:
+        """One Hypothesis search of ``test`` over ``shapes``, with the regression examples if
+        ``explicit_examples``."""
+
+        def search(update: Update, mode: str) -> None:
+            test(update, mode)
+
+        search.__name__ = search.__qualname__ = self.id.replace("-", "_")
+        # Each case and shape gets its own derandomised seed (Hypothesis's hook for
+        # parametrised tests), so a ci run's searches explore different examples.
+        digest = f"{self.id}/{index}".encode()
+        search._hypothesis_internal_add_digest = digest  # type: ignore[attr-defined]
+        found = given(updates(self.tier, shapes), MODES)(search)
         if explicit_examples:
             for regression in REGRESSIONS:
                 if (
@@ -90,7 +132,7 @@ class PropertyCase:
                     and placement.fits(regression.update, mesh)
                 ):
                     for mode in CALL_MODES:
-                        test = example(regression.update, mode)(test)
+                        found = example(regression.update, mode)(found)
         if settings_ is not None or not explicit_examples:
             base = settings_ or settings()
             phases = (
@@ -98,8 +140,8 @@ class PropertyCase:
                 if explicit_examples
                 else tuple(p for p in base.phases if p != Phase.explicit)
             )
-            test = settings(base, phases=phases)(test)
-        return test
+            found = settings(base, phases=phases)(found)
+        return found
 
     def reproduce(
         self,

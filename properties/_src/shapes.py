@@ -39,7 +39,9 @@ EDGES = {
     "tokens": (0, 1, 2049, 4096),
     "columns": (0, 1, 8, 9, 256, 257, 300),
 }
-ROW_COUNTS_PAST = (2**15, 2**16, 2**24)  # caches just past these row counts are drawn often
+# Row counts where narrow index arithmetic breaks (int16, uint16, float32): caches just past
+# them are drawn often, and so are slices starting in the pages that hold them.
+ROW_COUNTS_PAST = (2**15, 2**16, 2**24)
 
 
 def _divisors(constraints: tuple[Constraint, ...]) -> dict[str, int]:

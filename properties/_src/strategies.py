@@ -22,7 +22,7 @@ from kvcache._arguments import cdiv
 from kvcache.slot_mapping import request_slices
 from oracle.contract import Tier, Update
 from properties._src.buckets import Bucket
-from properties._src.shapes import Shapes, as_strategy, shape_space
+from properties._src.shapes import ROW_COUNTS_PAST, Shapes, as_strategy, shape_space
 
 INT32_RANGE = (-(2**31), 2**31 - 1)
 HYPOTHESIS_CHOICES = 96  # per layout; the rest come from a generator Hypothesis seeds
@@ -66,9 +66,11 @@ class Choices:
         return order
 
 
-def _page(choose: Choices, num_pages: int, taken: set[int]) -> int:
-    """A page not in ``taken`` (and now in it): often the first or the last page."""
-    wanted = choose.integer(0, num_pages - 1, often=[0, num_pages - 1])
+def _page(choose: Choices, num_pages: int, page_size: int, taken: set[int]) -> int:
+    """A page not in ``taken`` (and now in it): often the first or the last page, or the page
+    holding row 2^15, 2^16 or 2^24 (where index arithmetic in narrow types breaks)."""
+    edges = [row // page_size for row in ROW_COUNTS_PAST]
+    wanted = choose.integer(0, num_pages - 1, often=[0, num_pages - 1, *edges])
     page = next(
         p % num_pages for p in range(wanted, wanted + num_pages) if p % num_pages not in taken
     )
@@ -90,13 +92,13 @@ def serving_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int
         slices_left = bucket.num_slices - len(columns)
         if not (tokens_left and slices_left and len(taken) < bucket.num_pages):
             break
-        offset = choose.integer(0, ps - 1)
+        offset = choose.integer(0, ps - 1, often=[1, ps - 1])  # odd rows, the page's last
         room = min(slices_left, bucket.num_pages - len(taken)) * ps - offset
         reserve = slices_left - 1 if fill else 0  # a token for each column still to fill
         most = min(room, max(tokens_left - reserve, 1))
         scheduled = choose.integer(1, most, often=[most])
         table = [
-            _page(choose, bucket.num_pages, taken) for _ in range(cdiv(offset + scheduled, ps))
+            _page(choose, bucket.num_pages, ps, taken) for _ in range(cdiv(offset + scheduled, ps))
         ]
         source = bucket.num_tokens - tokens_left
         for destination, length in request_slices(table, offset, scheduled, ps):
