@@ -87,7 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         default=profiles.default_profile(),
         help="Hypothesis profile (default: %(default)s)",
     )
-    parser.add_argument("--max-examples", type=_positive, help="override the profile's budget")
+    parser.add_argument(
+        "--max-examples",
+        type=_positive,
+        help="override the profile's budget (per case; split over the pool's shapes)",
+    )
     parser.add_argument("--tier", choices=tuple(TIERS), help="one tier only (default: both)")
     parser.add_argument(
         "--constraint",

@@ -13,6 +13,7 @@ from hypothesis import Phase, settings
 
 from oracle.contract import Tier
 from oracle.reference import reference_update
+from properties._src.buckets import BUCKETS
 from properties._src.cases import CASES
 from properties._src.checks import bits
 from properties._src.implementations import CALL_MODES, EAGER, JIT_DONATED, call, jitted, load
@@ -46,7 +47,7 @@ def test_a_result_wrong_only_under_jit_is_reported_as_such():
     expected = reference_update(*UPDATE.arrays(), page_size=UPDATE.page_size)
     assert np.array_equal(bits(call(mutant, UPDATE, EAGER)), bits(expected))
     assert not np.array_equal(bits(call(mutant, UPDATE, JIT_DONATED)), bits(expected))
-    outcome = run(mutant, CASES[0], SEARCH, explicit_examples=False)
+    outcome = run(mutant, CASES[0], SEARCH, explicit_examples=False, buckets=BUCKETS[:3])
     assert outcome.status == "failed"
     assert outcome.failure.message.startswith("under jax.jit with a donated cache: cache rows")
     snippet = render(mutant.name, outcome.failure).split("reproduce:\n", 1)[1]

@@ -14,6 +14,7 @@ from properties._src.buckets import BUCKETS
 from properties._src.cases import CASES, all_cases, bits
 from properties._src.implementations import CALL_MODES, load
 from properties._src.profiles import PROFILES
+from properties._src.property_case import examples_per_shape
 from properties._src.regressions import REGRESSIONS
 from properties._src.report import render, snippet
 from properties._src.runner import run
@@ -181,5 +182,6 @@ def test_examples_count_what_was_tried_not_shrink_steps(tmp_path):
     )
     assert status == 1
     for r in report["implementations"][0]["results"]:
-        # the budget and the explicit examples, each in every calling mode
-        assert r["examples"] <= 3 + len(CALL_MODES) * len(REGRESSIONS), r
+        # the budget (a share for each pool shape) and the explicit examples, in every mode
+        budget = examples_per_shape(3, len(BUCKETS)) * len(BUCKETS)
+        assert r["examples"] <= budget + len(CALL_MODES) * len(REGRESSIONS), r

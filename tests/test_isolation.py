@@ -19,7 +19,7 @@ from jax.experimental.pallas import tpu as pltpu
 
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties._src.attribution import attribute
+from properties._src.attribution import INTERPRETER_SOURCE, Frame, Raise, attribute
 from properties._src.buckets import AFFORDABLE_WHEN_INTERPRETED
 from properties._src.cases import CASES, PropertyCase, bits
 from properties._src.implementations import Implementation, call, load
@@ -122,6 +122,28 @@ def test_a_raise_in_the_implementations_own_code_is_not_an_interpreter_fault():
     fault = attribute(raised.value)
     assert not fault.interpreter_fault
     assert fault.frame.file == __file__ and fault.frame.function == "refuses"
+
+
+def test_an_out_of_bounds_write_is_the_kernels_fault():
+    """The interpreter reports a write out of bounds as a ValueError (a read as an IndexError)."""
+    writes_past_the_cache = _with_columns([(4, 1, 2), (14, 0, 4)], 2)  # rows 14-17 of 16
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - what matters is attribute()'s reading
+        call(KERNEL, writes_past_the_cache)
+    fault = attribute(raised.value)
+    assert (fault.type, fault.interpreter_fault) == ("ValueError", False), fault
+    assert "Out-of-bounds write" in fault.message
+
+
+@pytest.mark.parametrize(("rows", "empty"), [((70, 70), True), ((69, 71), False)])
+def test_an_out_of_bounds_report_about_no_rows_is_the_interpreters_fault(rows, empty):
+    """JAX's interpreter has called a zero-row DMA read at the end of a buffer out of bounds."""
+    start, stop = rows
+    message = (
+        f"Out-of-bounds read of (0 0 hbm 100): reading [(slice({start}, {stop}, 1), "
+        "slice(0, 3, 1))] but buffer has shape (70, 3)."
+    )
+    where = Frame(str(INTERPRETER_SOURCE / "interpret_pallas_call.py"), 663, "get")
+    assert Raise("IndexError", message, where).interpreter_fault is empty
 
 
 def test_calls_after_a_fault_start_clean():

@@ -17,7 +17,8 @@ from jax import lax
 def update(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
     if slice_indices.shape[1] == 0 or new_kv_tokens.shape[0] == 0:  # nothing to copy
         return kv_cache_pages
-    as_bits = jnp.dtype(f"uint{8 * kv_cache_pages.dtype.itemsize}")
+    dtype = kv_cache_pages.dtype
+    as_bits = dtype if dtype == jnp.bool_ else jnp.dtype(f"uint{8 * dtype.itemsize}")
     tokens = lax.bitcast_convert_type(new_kv_tokens, as_bits)
     n = jnp.reshape(total_update_slices, ())
     rows = jnp.arange(page_size)
@@ -45,15 +46,15 @@ from properties import assert_conforms
 
 
 def test_correct_update_conforms():
-    assert_conforms(mymod.update, max_examples=20)
+    assert_conforms(mymod.update, max_examples=24)
 
 
 def test_broken_update_conforms():
-    assert_conforms(mymod.update_ignoring_the_count, max_examples=20)
+    assert_conforms(mymod.update_ignoring_the_count, tier="general", max_examples=24)
 
 
 def test_the_implementation_under_test_conforms(kvcache_implementation):
-    assert_conforms(kvcache_implementation, max_examples=5)
+    assert_conforms(kvcache_implementation, tier="serving", max_examples=12)
 """
 
 

@@ -6,7 +6,8 @@ their own traceback. ``attribute`` reads the innermost frame from either. A bare
 ``AssertionError`` raised inside JAX (an internal ``assert``, such as the race detector's in
 ``jax/_src/pallas/mosaic/interpret/shared_memory.py`` when a zero-byte DMA is waited on before
 its semaphore was ever signalled) is an interpreter fault, not the implementation's: the
-interpreter's deliberate reports (an out-of-bounds access, a race) use other types.
+interpreter's deliberate reports (an out-of-bounds access, a race) use other types and say
+what they are.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from jax._src.source_info_util import JaxStackTraceBeforeTransformation
 
 JAX_SOURCE = Path(jax.__file__).resolve().parent  # .../site-packages/jax
 INTERPRETER_SOURCE = JAX_SOURCE / "_src" / "pallas" / "mosaic" / "interpret"
-# What the interpreter raises on purpose, about the kernel: out-of-bounds accesses (IndexError)
-# and races (a message saying RACE DETECTED). Anything else it raises is its own failing.
-DELIBERATE_REPORTS = ("IndexError",)
-RACE_REPORT = "RACE DETECTED"
+# What the interpreter raises on purpose, about the kernel: out-of-bounds accesses (an
+# IndexError for a read, a ValueError for a write, each saying so) and races. Anything else it
+# raises is its own failing, and so is an out-of-bounds report about a range of no elements
+# (a zero-row DMA from ``[70, 70)`` of a 70-row buffer): nothing was accessed.
+DELIBERATE_REPORTS = ("Out-of-bounds", "RACE DETECTED")
+_SLICE = re.compile(r"slice\((-?\d+), (-?\d+), (-?\d+)\)")
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)\s*$')
 _RAISED = re.compile(
     r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):?\s?(?P<message>.*)$"
@@ -61,13 +64,17 @@ class Raise:
     def interpreter_fault(self) -> bool:
         """An internal ``assert`` of JAX's, or anything the TPU interpreter's own code raises
         but its deliberate reports of the kernel's faults (out-of-bounds accesses, races): a
-        ``ZeroDivisionError`` padding a zero-row array, a ``NotImplementedError`` for a dtype."""
+        ``ZeroDivisionError`` padding a zero-row array, a ``NotImplementedError`` for a dtype,
+        an out-of-bounds report about an empty range."""
         if self.frame is None or not self.frame.in_jax:
             return False
         if self.type == "AssertionError":
             return True
-        deliberate = self.type in DELIBERATE_REPORTS or RACE_REPORT in self.message
-        return self.frame.in_interpreter and not deliberate
+        if not self.frame.in_interpreter:
+            return False
+        if not any(report in self.message for report in DELIBERATE_REPORTS):
+            return True
+        return any(int(stop) <= int(start) for start, stop, _ in _SLICE.findall(self.message))
 
     def __str__(self) -> str:
         what = f"{self.type}: {self.message}" if self.message else self.type

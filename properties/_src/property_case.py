@@ -34,6 +34,12 @@ from properties._src.steps import MODES, Failure, Judge, Step, strict
 from properties._src.strategies import updates
 
 
+def examples_per_shape(budget: int, shapes: int) -> int:
+    """Each pool shape's share of a property case's ``budget``: even, rounded up, so every
+    shape gets at least one example."""
+    return math.ceil(budget / max(shapes, 1))
+
+
 @dataclass(frozen=True)
 class PropertyCase:
     """``prop`` on ``tier``: each drawn update is called eagerly or under ``jax.jit`` with a
@@ -88,7 +94,7 @@ class PropertyCase:
         if not isinstance(shapes, tuple):  # shapes drawn freely: one search over them all
             return self._search(test, shapes, settings_, explicit_examples, constraints, mesh)
         base = settings_ or settings()
-        share = settings(base, max_examples=math.ceil(base.max_examples / max(len(shapes), 1)))
+        share = settings(base, max_examples=examples_per_shape(base.max_examples, len(shapes)))
         searches = [
             self._search(test, (shape,), share, explicit_examples and i == 0, constraints, mesh, i)
             for i, shape in enumerate(shapes)
