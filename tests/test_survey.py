@@ -94,16 +94,19 @@ def test_the_adapter_maps_the_protocol_onto_the_peers_call():
 
 
 def test_the_adapter_keeps_the_count_and_sets_an_ambient_mesh_where_asked():
+    """The mesh is the process's from then on (so the call also works under ``jax.jit``)."""
     calls = []
-    update = adapters.adapt(
-        Peer("p", "pkg", "1", "f.py", "f", mesh_axis="tensor"), recording(calls)
-    )
-    arguments = protocol_arguments((1,))
-    update(*arguments, page_size=4)
+    try:
+        update = adapters.adapt(
+            Peer("p", "pkg", "1", "f.py", "f", mesh_axis="tensor"), recording(calls)
+        )
+        arguments = protocol_arguments((1,))
+        update(*arguments, page_size=4)
+    finally:
+        jax.set_mesh(None)  # the test process's other tests run without one
     (passed, keywords, axes) = calls[0]
     assert passed[3] is arguments[3] and keywords == {"page_size": 4}
     assert axes == ("tensor",)
-    assert jax.sharding.get_abstract_mesh().axis_names == ()  # restored afterwards
 
 
 def test_the_command_checks_one_peer_with_its_constraints(tmp_path):
