@@ -1,5 +1,6 @@
-"""A kernel that faults inside the TPU interpreter fails nothing but its own example, and
-JAX's interpreter faulting is told apart from the implementation's code."""
+"""A kernel that faults inside the TPU interpreter fails nothing but its own example, JAX's
+interpreter faulting is told apart from the implementation's code, and the interpreter's crash
+on zero-extent operands is mended."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ from oracle.reference import reference_update
 from properties._src.attribution import INTERPRETER_SOURCE, Frame, Raise, attribute
 from properties._src.buckets import AFFORDABLE_WHEN_INTERPRETED
 from properties._src.cases import CASES, PropertyCase, bits
-from properties._src.implementations import Implementation, call, load
+from properties._src.implementations import (
+    CALL_MODES,
+    INTERPRET_PARAMS,
+    Implementation,
+    call,
+    load,
+)
 from properties._src.regressions import REGRESSIONS
 from properties._src.runner import run
 
@@ -97,6 +104,17 @@ FAULTING = _with_columns([(0, 0, 0), (4, 1, 2)], 2)  # a zero-length first colum
 GOOD = _with_columns([(4, 1, 2), (9, 0, 3)], 2)
 
 
+def _no_new_tokens(heads: int) -> Update:
+    """An update of ``heads`` heads with no new tokens and no real column."""
+    return Update(
+        np.zeros((0, heads, 128), np.float32),
+        np.zeros((3, 2), np.int32),
+        np.arange(16 * heads * 128, dtype=np.float32).reshape(16, heads, 128),
+        np.array([0], dtype=np.int32),
+        8,
+    )
+
+
 def _exact(update: Update, actual: np.ndarray) -> bool:
     expected = reference_update(*update.arrays(), page_size=update.page_size)
     return np.array_equal(bits(expected), bits(actual))
@@ -111,6 +129,21 @@ def test_the_fault_is_jaxs_own_assert_and_race_detection_off_gives_the_oracles_b
     assert fault.frame.file.endswith("pallas/mosaic/interpret/shared_memory.py"), fault
     assert fault.frame.function == "wait"
     assert _exact(FAULTING, call(KERNEL, FAULTING, detect_races=False))
+
+
+@pytest.mark.parametrize("mode", CALL_MODES)
+def test_a_kernel_runs_on_an_update_with_no_new_tokens(mode):
+    update = _no_new_tokens(heads=2)
+    assert _exact(update, call(KERNEL, update, mode))
+
+
+@pytest.mark.xfail(raises=ZeroDivisionError, strict=True, reason="JAX's interpreter unmended")
+def test_jax_still_divides_by_a_zero_extent_block():
+    """When JAX's interpreter runs this itself, ``interpreter_repairs`` can go. (Its own shape:
+    no program traced with the repair can be reused.)"""
+    update = _no_new_tokens(heads=3)
+    with pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS):
+        column_kernel(*(jnp.asarray(array) for array in update.arrays()), page_size=8)
 
 
 def test_a_raise_in_the_implementations_own_code_is_not_an_interpreter_fault():

@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import jax
@@ -27,6 +27,7 @@ from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src import placement
+from properties._src.interpreter_repairs import zero_extent_blocks_unpadded
 from properties._src.isolation import clean_slate
 
 INTERPRET_PARAMS = pltpu.InterpretParams(
@@ -130,13 +131,16 @@ def as_implementation(implementation: Implementation | Callable | str) -> Implem
     return _checked(f"{module}:{name}" if module else name, implementation)
 
 
-def interpreting(*, detect_races: bool = True) -> contextlib.AbstractContextManager:
-    """Run Pallas TPU kernels traced inside in the TPU interpreter, unless on a TPU."""
+@contextlib.contextmanager
+def interpreting(*, detect_races: bool = True) -> Iterator[None]:
+    """Run Pallas TPU kernels traced inside in the TPU interpreter, unless on a TPU, with
+    its crashes on zero-extent operands mended (``interpreter_repairs``)."""
     if jax.default_backend() == "tpu":
-        return contextlib.nullcontext()
-    return pltpu.force_tpu_interpret_mode(
-        dataclasses.replace(INTERPRET_PARAMS, detect_races=detect_races)
-    )
+        yield
+        return
+    params = dataclasses.replace(INTERPRET_PARAMS, detect_races=detect_races)
+    with pltpu.force_tpu_interpret_mode(params), zero_extent_blocks_unpadded():
+        yield
 
 
 _JITTED: dict[tuple[int, bool], tuple[Callable, Callable]] = {}
