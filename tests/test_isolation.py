@@ -30,6 +30,7 @@ from properties._src.implementations import (
     call,
     load,
 )
+from properties._src.interpreter_repairs import InterpreterWarning
 from properties._src.regressions import REGRESSIONS
 from properties._src.runner import run
 
@@ -144,6 +145,36 @@ def test_jax_still_divides_by_a_zero_extent_block():
     update = _no_new_tokens(heads=3)
     with pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS):
         column_kernel(*(jnp.asarray(array) for array in update.arrays()), page_size=8)
+
+
+def _leaves_a_semaphore_signalled(indices_ref, count_ref, new_hbm, _aliased, cache_hbm, semaphore):
+    pl.semaphore_signal(semaphore, 1)
+
+
+def leaves_a_semaphore_signalled(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """Writes nothing (right when no column is real) and exits with a semaphore at 1."""
+    return pl.pallas_call(
+        _leaves_a_semaphore_signalled,
+        grid_spec=pltpu.PrefetchScalarGridSpec(
+            num_scalar_prefetch=2,
+            in_specs=[pl.BlockSpec(memory_space=pl.ANY)] * 2,
+            out_specs=pl.BlockSpec(memory_space=pl.ANY),
+            grid=(1,),
+            scratch_shapes=[pltpu.SemaphoreType.REGULAR],
+        ),
+        out_shape=jax.ShapeDtypeStruct(kv_cache_pages.shape, kv_cache_pages.dtype),
+        input_output_aliases={3: 0},
+    )(slice_indices, jnp.reshape(total_update_slices, (1,)), new_kv_tokens, kv_cache_pages)
+
+
+def test_what_the_interpreter_prints_becomes_a_warning_naming_the_implementation(capsys):
+    update = _with_columns([], 0)
+    implementation = Implementation("leaves_a_semaphore_signalled", leaves_a_semaphore_signalled)
+    with pytest.warns(InterpreterWarning, match=r"^leaves_a_semaphore_signalled: .*non-zero count"):
+        assert _exact(update, call(implementation, update))
+    assert capsys.readouterr().out == ""
 
 
 def test_a_raise_in_the_implementations_own_code_is_not_an_interpreter_fault():

@@ -27,7 +27,7 @@ from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src import placement
-from properties._src.interpreter_repairs import zero_extent_blocks_unpadded
+from properties._src.interpreter_repairs import printed_as_warnings, zero_extent_blocks_unpadded
 from properties._src.isolation import clean_slate
 
 INTERPRET_PARAMS = pltpu.InterpretParams(
@@ -187,12 +187,17 @@ def call(
     call left behind, an exception included, reaches it. Raises ``RaceDetected`` for a race seen
     by the interpreter: JAX 0.10 flags it in the interpreter's state, newer JAX raises from
     inside the kernel. ``detect_races=False`` turns the race detector off (to tell its own
-    faults apart).
+    faults apart). What the call prints (the interpreter prints some findings, such as a
+    semaphore left non-zero at kernel exit) becomes ``InterpreterWarning``s.
     """
     if mode not in CALL_MODES:
         raise ValueError(f"unknown calling mode {mode!r}; choose one of {', '.join(CALL_MODES)}")
     race = RaceDetected(f"{implementation}: the TPU interpreter detected a race")
-    with clean_slate(), interpreting(detect_races=detect_races):
+    with (
+        printed_as_warnings(implementation),
+        clean_slate(),
+        interpreting(detect_races=detect_races),
+    ):
         function = (
             jitted(implementation, detect_races=detect_races)
             if mode == JIT_DONATED

@@ -1,4 +1,6 @@
-"""Crashes of JAX's TPU interpreter that say nothing about the kernel, mended while it runs.
+"""Where JAX's TPU interpreter needs mending while the harness runs kernels in it.
+
+A crash that says nothing about the kernel:
 
 Before any kernel code runs, the interpreter pads each operand to a whole number of its
 blocks (``pad_to_block_dimension`` in ``jax/_src/pallas/mosaic/interpret/utils.py``, JAX
@@ -8,11 +10,18 @@ on an update with none, makes that a division by zero: ``ZeroDivisionError`` for
 kernel, whatever it does, so no kernel could be checked on such shapes off a TPU. A
 zero-extent block pads nothing, so ``zero_extent_blocks_unpadded`` reads it as extent 1, which
 gives the unpadded shape the formula means. Nothing else of the interpreter is touched.
+
+Findings it prints instead of raising: at kernel exit it checks that every semaphore is back at
+zero (a DMA started and never waited, say) and ``print``s what it finds, which lands in the
+middle of the harness's report on stdout. ``printed_as_warnings`` turns whatever the call
+prints into ``InterpreterWarning``s naming the implementation.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -42,3 +51,22 @@ def zero_extent_blocks_unpadded() -> Iterator[None]:
         yield
     finally:
         interpreter_utils.pad_to_block_dimension = _PAD
+
+
+class InterpreterWarning(UserWarning):
+    """Something JAX's TPU interpreter printed while running an implementation's kernel."""
+
+
+@contextlib.contextmanager
+def printed_as_warnings(source: object) -> Iterator[None]:
+    """Run the body with stdout captured; each line printed becomes an
+    ``InterpreterWarning`` that names ``source``."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            yield
+    finally:
+        for line in printed.getvalue().splitlines():
+            if line.strip():
+                message = f"{source}: printed while interpreted: {line.strip()}"
+                warnings.warn(message, InterpreterWarning, stacklevel=3)
