@@ -26,6 +26,9 @@ from oracle.reference import reference_update
 from properties._src.checks import bits
 from properties._src.comparison import is_floating
 
+INTERPRETER_FAULT = "interpreter-fault"
+"""JAX's TPU interpreter faulted in its own code: never the implementation's failure alone."""
+
 CODES = (
     "nan-payload",
     "signed-zero",
@@ -33,7 +36,7 @@ CODES = (
     "untouched-row",
     "padding-copied",
     "raised",
-    "interpreter-fault",
+    INTERPRETER_FAULT,
     "shape-or-dtype",
 )
 

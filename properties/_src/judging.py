@@ -20,7 +20,7 @@ from jax.sharding import Mesh
 from oracle.contract import Update
 from properties._src.attribution import attribute
 from properties._src.checks import MATCHES_ORACLE, Property
-from properties._src.diagnosis import NONE, explain, single
+from properties._src.diagnosis import INTERPRETER_FAULT, NONE, explain, single
 from properties._src.implementations import Implementation
 from properties._src.steps import VALUE_EQUAL, Failure, Step, describe_error, watched_call
 
@@ -117,12 +117,12 @@ def _interpreter_fault(
     except Exception as error:
         again = attribute(error)
         sentence = f"{fault}; with race detection off it raises {again} as well."
-        return None, _failure(prop, step, None, headline, single("interpreter-fault", sentence))
+        return None, _failure(prop, step, None, headline, single(INTERPRETER_FAULT, sentence))
     wrong = _result_failure(prop, step, actual, compare)
     if wrong is None:
         sentence = f"{fault}; with race detection off the result matches the oracle."
-        return actual, _failure(prop, step, None, headline, single("interpreter-fault", sentence))
-    note = single("interpreter-fault", f"{fault}; with race detection off the result differs.")
+        return actual, _failure(prop, step, None, headline, single(INTERPRETER_FAULT, sentence))
+    note = single(INTERPRETER_FAULT, f"{fault}; with race detection off the result differs.")
     return actual, dataclasses.replace(wrong, diagnosis=note + wrong.diagnosis)
 
 

@@ -8,7 +8,9 @@ The runner hands the case a judge (``steps.Judge``) that judges each call
 * soft: the only differences are NaN payloads or signed zeros (compared by bits), or JAX's
   TPU interpreter itself faulted and, re-run with race detection off, the result is right.
   The search goes on past these, so that they never hide a hard finding. If none turns up,
-  the search runs again with the soft finding made hard, so that Hypothesis shrinks it.
+  the search runs again with the soft finding made hard, so that Hypothesis shrinks it; when
+  every soft finding is an interpreter fault (JAX's, and the slowest to shrink: each step runs
+  the interpreter twice), the smallest example seen is shown as drawn instead.
 
 A property case's example is one call; a sequence case's is several, each judged in order
 (a finding names the steps before it). A failure no call was judged for (a metamorphic
@@ -40,7 +42,7 @@ from oracle.reference import reference_update
 from properties._src.cases import Case
 from properties._src.checks import Property
 from properties._src.constraints import Constraint
-from properties._src.diagnosis import NONE, Diagnosis
+from properties._src.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
 from properties._src.implementations import Implementation
 from properties._src.judging import judge, judged_call
 from properties._src.regressions import REGRESSIONS
@@ -177,9 +179,13 @@ def run(
 
     first, error = search(promote_soft=False)
     failure, soft_seen = first.last_raised, first.soft
-    if error is None and soft_seen:  # only soft findings: search again to shrink one
-        again, error = search(promote_soft=True)
-        failure = again.last_raised or min(soft_seen, key=lambda f: f.update.kv_cache_pages.size)
+    if error is None and soft_seen:  # only soft findings
+        smallest = min(soft_seen, key=lambda f: f.update.kv_cache_pages.size)
+        if all(f.diagnosis.codes == (INTERPRETER_FAULT,) for f in soft_seen):
+            failure = smallest  # JAX's fault, not worth the interpreter's time to shrink
+        else:  # search again to shrink one
+            again, error = search(promote_soft=True)
+            failure = again.last_raised or smallest
     seconds = time.perf_counter() - start
     replay = _replay(settings_, seed)
     if failure is None:
@@ -191,5 +197,5 @@ def run(
     diagnosis = failure.diagnosis
     for other in soft_seen:  # a hard finding keeps the soft ones seen on other examples
         diagnosis += other.diagnosis.without(diagnosis.codes).elsewhere()
-    status = "error" if diagnosis.codes == ("interpreter-fault",) else "failed"
+    status = "error" if diagnosis.codes == (INTERPRETER_FAULT,) else "failed"
     return Outcome(case, status, first.examples, seconds, failure, None, diagnosis, replay)

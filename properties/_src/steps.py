@@ -18,11 +18,11 @@ from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src.checks import MATCHES_ORACLE, Property
-from properties._src.diagnosis import NONE, Diagnosis
+from properties._src.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
 from properties._src.implementations import CALL_MODES, EAGER, MODE_PHRASES, Implementation, call
 
 VALUE_EQUAL = ("nan-payload", "signed-zero")  # differences that compare equal by value
-SOFT_CODES = (*VALUE_EQUAL, "interpreter-fault")
+SOFT_CODES = (*VALUE_EQUAL, INTERPRETER_FAULT)
 
 MODES = st.sampled_from(CALL_MODES)
 """Every call's mode is drawn: a case mixes eager calls and calls under ``jax.jit``, and a
