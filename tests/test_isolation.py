@@ -199,16 +199,29 @@ def test_an_out_of_bounds_write_is_the_kernels_fault():
     assert "Out-of-bounds write" in fault.message
 
 
-@pytest.mark.parametrize(("rows", "empty"), [((70, 70), True), ((69, 71), False)])
-def test_an_out_of_bounds_report_about_no_rows_is_the_interpreters_fault(rows, empty):
-    """JAX's interpreter has called a zero-row DMA read at the end of a buffer out of bounds."""
+@pytest.mark.parametrize(
+    ("rows", "nothing_inside"),
+    [
+        ((70, 70), True),  # zero rows at the end of the buffer
+        ((0, 0), True),
+        ((69, 71), False),  # past the end
+        ((71, 71), False),  # zero rows, but starting past the end
+        ((-5, -5), False),  # zero rows, but starting before the buffer
+        ((-1391328201, -1391597151), False),  # a negative length (sglang-jax's padding)
+    ],
+)
+def test_an_out_of_bounds_report_about_no_rows_inside_is_the_interpreters_fault(
+    rows, nothing_inside
+):
+    """JAX's interpreter has called a zero-row DMA read at the end of a buffer out of bounds;
+    a negative length or a start outside the buffer is the kernel's fault."""
     start, stop = rows
     message = (
         f"Out-of-bounds read of (0 0 hbm 100): reading [(slice({start}, {stop}, 1), "
         "slice(0, 3, 1))] but buffer has shape (70, 3)."
     )
     where = Frame(str(INTERPRETER_SOURCE / "interpret_pallas_call.py"), 663, "get")
-    assert Raise("IndexError", message, where).interpreter_fault is empty
+    assert Raise("IndexError", message, where).interpreter_fault is nothing_inside
 
 
 def test_calls_after_a_fault_start_clean():
