@@ -180,7 +180,7 @@ def run(
     first, error = search(promote_soft=False)
     failure, soft_seen = first.last_raised, first.soft
     if error is None and soft_seen:  # only soft findings
-        smallest = min(soft_seen, key=lambda f: f.update.kv_cache_pages.size)
+        smallest = min(soft_seen, key=lambda f: f.size)
         if all(f.diagnosis.codes == (INTERPRETER_FAULT,) for f in soft_seen):
             failure = smallest  # JAX's fault, not worth the interpreter's time to shrink
         else:  # search again to shrink one

@@ -61,6 +61,12 @@ class Failure:
     prop: str = MATCHES_ORACLE.name
 
     @property
+    def size(self) -> int:
+        """Bytes of every update it takes to reproduce: how long its report's snippet is."""
+        updates = (self.update, *(step.update for step in self.before))
+        return sum(array.nbytes for update in updates for array in update.arrays())
+
+    @property
     def soft(self) -> bool:
         """Only NaN payloads, signed zeros or an interpreter fault: the search goes on."""
         return bool(self.diagnosis.codes) and set(self.diagnosis.codes) <= set(SOFT_CODES)
