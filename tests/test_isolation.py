@@ -19,10 +19,11 @@ from jax._src.callback import (
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
+from kvcache import kv_cache_update_jax
 from oracle.contract import Update
 from oracle.reference import reference_update
 from properties._src.attribution import INTERPRETER_SOURCE, Frame, Raise, attribute
-from properties._src.buckets import AFFORDABLE_WHEN_INTERPRETED
+from properties._src.buckets import AFFORDABLE_WHEN_INTERPRETED, BUCKETS, INTERPRETER_MAX_COLUMNS
 from properties._src.cases import CASES, PropertyCase, bits
 from properties._src.implementations import (
     CALL_MODES,
@@ -30,6 +31,7 @@ from properties._src.implementations import (
     Implementation,
     call,
     load,
+    seen_interpreted,
 )
 from properties._src.interpreter_repairs import InterpreterWarning
 from properties._src.regressions import REGRESSIONS
@@ -270,3 +272,27 @@ def test_a_kernel_that_faults_on_some_examples_fails_nothing_else(monkeypatch):
             assert o.diagnosis.codes == ("interpreter-fault",), o.failure
             assert o.failure is not None and "/pallas/mosaic/interpret/" in str(o.failure), o
     assert any(o.status == "error" for o in outcomes), "no example faulted"
+
+
+@pytest.mark.parametrize("interpreted", [True, False])
+def test_an_implementation_seen_interpreted_skips_the_shapes_it_cannot_afford(interpreted):
+    """Whichever Pallas kernel it is, once a call ran it in the interpreter, a check skips the
+    300-column shape; anything else is checked on every shape."""
+
+    def update(*arguments, page_size):  # new each time: nothing seen of it yet
+        chosen = column_kernel if interpreted else kv_cache_update_jax
+        return chosen(*arguments, page_size=page_size)
+
+    implementation = Implementation(f"interpreted={interpreted}", update)
+    case = next(c for c in CASES if c.id == "matches-oracle-general")
+    columns: list[int] = []
+    outcome = run(
+        implementation,
+        case,
+        settings(QUICK, max_examples=len(BUCKETS)),
+        buckets=BUCKETS,
+        before_call=lambda u: columns.append(u.slice_indices.shape[1]),
+    )
+    assert outcome.status in {"passed", "error"}, outcome.failure
+    assert seen_interpreted(implementation) is interpreted
+    assert (max(columns) > INTERPRETER_MAX_COLUMNS) is not interpreted, sorted(set(columns))

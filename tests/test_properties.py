@@ -7,7 +7,7 @@ import pytest
 
 from properties._src.api import all_constraints
 from properties._src.cases import all_cases
-from properties._src.shapes import pool_for, shape_space
+from properties._src.shapes import shape_space
 from properties.plugin import mesh_shape
 
 
@@ -22,7 +22,6 @@ def test_property(kvcache_implementation, kvcache_mesh, kvcache_check_options, c
         kvcache_implementation,
         buckets=shape_space(
             all_constraints(constraints, mesh_shape(pytestconfig)),
-            pool=pool_for(kvcache_implementation.name),
         ),
         constraints=constraints,
         compare=kvcache_check_options["compare"],

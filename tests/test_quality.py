@@ -13,7 +13,7 @@ from properties._src.implementations import load
 from properties._src.placement import MeshShape
 from properties._src.profiles import PROFILES
 from properties._src.runner import Outcome, run
-from properties._src.shapes import pool_for, shape_space
+from properties._src.shapes import shape_space
 from properties.known_bad import KNOWN_BAD, MUTANTS, SHARDED
 
 # The ci budget and seed; a verdict needs no shrinking.
@@ -28,7 +28,7 @@ def outcomes(
     with a ``mesh``, every update on it and its cases too."""
     implementation, found = load(spec), []
     device_mesh = mesh.build() if mesh else None
-    buckets = shape_space(all_constraints((), mesh), pool=pool_for(spec))
+    buckets = shape_space(all_constraints((), mesh))
     for case in all_cases(mesh is not None):
         found.append(
             run(

@@ -18,7 +18,7 @@ from properties._src.implementations import Implementation, as_implementation
 from properties._src.placement import MeshShape, as_mesh_shape
 from properties._src.report import render
 from properties._src.runner import run
-from properties._src.shapes import FREE_PROFILES, pool_for, shape_space
+from properties._src.shapes import FREE_PROFILES, shape_space
 
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
 # A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
@@ -146,7 +146,6 @@ def check(
     buckets = shape_space(
         all_constraints(constraints, mesh_shape),
         free=named in FREE_PROFILES,
-        pool=pool_for(chosen.name),
     )
     device_mesh = mesh_shape.build() if mesh_shape else None
     mesh_text = str(mesh_shape) if mesh_shape else None

@@ -143,6 +143,18 @@ def interpreting(*, detect_races: bool = True) -> Iterator[None]:
         yield
 
 
+_INTERPRETED: dict[int, Callable] = {}
+"""id(function) -> function, for each implementation seen running a Pallas kernel in the TPU
+interpreter (keyed by id: callables need not be hashable)."""
+
+
+def seen_interpreted(implementation: Implementation) -> bool:
+    """Whether a call in this process ran a Pallas kernel of ``implementation`` in the TPU
+    interpreter. Read off the calls themselves, so a user's or a peer's kernel counts as much
+    as this project's."""
+    return _INTERPRETED.get(id(implementation.function)) is implementation.function
+
+
 _JITTED: dict[tuple[int, bool], tuple[Callable, Callable]] = {}
 """(id(function), detect_races) -> (function, its jit): the interpreter's settings are read
 while tracing, so a run without race detection gets a program of its own."""
@@ -214,6 +226,9 @@ def call(
             if "RACE DETECTED" in str(error):
                 raise race from error
             raise
+        finally:
+            if tpu_interpreter.races is not None:  # made when an interpreted kernel starts
+                _INTERPRETED[id(implementation.function)] = implementation.function
         races = tpu_interpreter.races
         if races is not None and races.races_found:
             raise race

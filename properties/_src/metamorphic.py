@@ -125,7 +125,7 @@ class Metamorphic(SequenceCase):
         @given(update=updates(self.tier, buckets), data=st.data())
         def test(update: Update, data: st.DataObject) -> None:
             # Each rewrite keeps the columns' count: one look at the interpreter's budget.
-            assume(affordable(implementation.name, update.slice_indices.shape[1]))
+            assume(affordable(implementation, update.slice_indices.shape[1]))
             steps: list[Step] = []
             if observe is not None:
                 observe(steps)

@@ -29,7 +29,7 @@ from properties._src.constraints import Constraint, admitted
 from properties._src.implementations import CALL_MODES, Implementation
 from properties._src.judging import replay
 from properties._src.regressions import REGRESSIONS
-from properties._src.shapes import Shapes, shape_space
+from properties._src.shapes import Shapes, affordable, shape_space
 from properties._src.steps import MODES, Failure, Judge, Step, strict
 from properties._src.strategies import updates
 
@@ -102,8 +102,9 @@ class PropertyCase:
 
         def every_shape() -> None:
             seed = getattr(every_shape, "_hypothesis_internal_use_seed", None)  # hypothesis.seed
-            for search in searches:
-                (search if seed is None else hypothesis_seed(seed)(search))()
+            for shape, search in zip(shapes, searches, strict=True):
+                if affordable(implementation, shape.num_slices):  # known by then: see there
+                    (search if seed is None else hypothesis_seed(seed)(search))()
 
         every_shape.__name__ = every_shape.__qualname__ = self.id.replace("-", "_")
         return every_shape

@@ -16,11 +16,11 @@ from hypothesis import Phase, settings
 from jax.sharding import Mesh
 
 from oracle.contract import Tier
-from properties._src.buckets import Bucket
+from properties._src.buckets import BUCKETS, Bucket
 from properties._src.constraints import Constraint, fitting
 from properties._src.implementations import Implementation
 from properties._src.judging import replay
-from properties._src.shapes import Shapes, pool_for
+from properties._src.shapes import Shapes
 from properties._src.steps import Failure, Step
 
 
@@ -46,15 +46,11 @@ class SequenceCase:
         return replay(implementation, steps, compare=compare, mesh=mesh)
 
 
-def pool(
-    shapes: Shapes | None, implementation: Implementation, constraints: tuple[Constraint, ...]
-) -> tuple[Bucket, ...]:
+def pool(shapes: Shapes | None, constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
     """The shapes a sequence case draws from: the pool it is given; given a strategy (a profile
-    that draws shapes freely) or nothing, the pool for ``implementation`` fitted to
-    ``constraints``. A sequence runs on few shapes, each compiled once per calling mode."""
-    if isinstance(shapes, tuple):
-        return shapes
-    return fitting(pool_for(implementation.name), constraints)
+    that draws shapes freely) or nothing, the pool fitted to ``constraints``. A sequence runs
+    on few shapes, each compiled once per calling mode."""
+    return shapes if isinstance(shapes, tuple) else fitting(BUCKETS, constraints)
 
 
 def budget(settings_: settings | None, share: int = 1) -> settings:

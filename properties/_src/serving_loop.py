@@ -217,7 +217,7 @@ class ServingLoopCase(SequenceCase):
             (ServingLoop,),
             {
                 "judge": staticmethod(judge or strict(implementation, compare, mesh)),
-                "bucket": pool(buckets, implementation, constraints)[0],
+                "bucket": pool(buckets, constraints)[0],
                 "observe": staticmethod(observe) if observe else None,
             },
         )

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import math
 
-import jax
 from hypothesis import settings
 from hypothesis import strategies as st
 
 from properties._src.buckets import (
-    AFFORDABLE_WHEN_INTERPRETED,
     BUCKETS,
     DTYPES,
     INTERPRETER_MAX_COLUMNS,
     Bucket,
 )
 from properties._src.constraints import MAX_CACHE_BYTES, MAX_PAGE_BYTES, Constraint, fitting
+from properties._src.implementations import Implementation, seen_interpreted
 
 Shapes = tuple[Bucket, ...] | st.SearchStrategy[Bucket]
 
@@ -113,24 +112,9 @@ def as_strategy(shapes: Shapes) -> st.SearchStrategy[Bucket]:
     return st.integers(0, 2**32 - 1).map(lambda value: shapes[value % len(shapes)])
 
 
-# The project's implementations that run the Pallas kernel, so in the TPU interpreter off a TPU.
-INTERPRETED_KERNELS = frozenset(
-    {
-        "kvcache:kv_cache_update",
-        "properties.known_bad.lineage:seed_kernel",
-        "properties.known_bad.mutants:kernel_count_ignored",
-        "properties.known_bad.mutants:kernel_page_aligned_one_page_late",
-    }
-)
-
-
-def pool_for(spec: str) -> tuple[Bucket, ...]:
-    """The pool to check ``spec`` on: for this project's kernels off a TPU (so interpreted),
-    the shapes the interpreter can afford; for everything else, the whole pool."""
-    interpreted = spec in INTERPRETED_KERNELS and jax.default_backend() != "tpu"
-    return AFFORDABLE_WHEN_INTERPRETED if interpreted else BUCKETS
-
-
-def affordable(spec: str, columns: int) -> bool:
-    """Whether ``spec`` can afford an update of ``columns`` columns (see ``pool_for``)."""
-    return pool_for(spec) is BUCKETS or columns <= INTERPRETER_MAX_COLUMNS
+def affordable(implementation: Implementation, columns: int) -> bool:
+    """Whether ``implementation`` can afford an update of ``columns`` columns: any number,
+    unless it has been seen running a kernel in the TPU interpreter, which pays for every grid
+    step; then at most ``INTERPRETER_MAX_COLUMNS``. A property case checks the pool's shapes in
+    order and skips those it cannot afford, so by the 300-column shape (the ninth) it knows."""
+    return columns <= INTERPRETER_MAX_COLUMNS or not seen_interpreted(implementation)
