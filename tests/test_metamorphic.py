@@ -32,3 +32,11 @@ def test_a_relation_rejects_an_implementation_that_skips_the_last_column(case):
     outcome = run(load("properties.known_bad.mutants:count_minus_one"), case, FIND)
     assert outcome.status == "failed", outcome
     assert outcome.failure.message.startswith("call "), outcome.failure.message
+
+
+def test_a_relation_failure_counts_the_examples_tried_not_the_shrink_steps():
+    """A relation fails in the test itself, not in a judged call, so shrinking follows it."""
+    budget = settings(PROFILES["ci"], max_examples=40)  # shrinking on
+    outcome = run(load("properties.known_bad.mutants:count_minus_one"), METAMORPHIC[0], budget)
+    assert outcome.status == "failed", outcome
+    assert 1 <= outcome.examples <= 40 // 2, outcome.examples  # each example is two calls or more

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
+from hypothesis.errors import UnsatisfiedAssumption
 from hypothesis.reporting import with_reporter
 from jax.sharding import Mesh
 
@@ -107,6 +108,27 @@ class _Search:
         self.last_raised = failure
         raise AssertionError(failure.message)
 
+    def watch_failures(self, test) -> None:
+        """Stop counting at the first example that fails without a judged call (a relation
+        between results): Hypothesis's examples after it are shrink steps. Through the
+        ``inner_test`` hook Hypothesis keeps for wrapping each example; a test made of several
+        searches (one per shape) fails only through ``judge``, which stops the count itself."""
+        handle = getattr(test, "hypothesis", None)
+        if handle is None:
+            return
+        inner = handle.inner_test
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return inner(*args, **kwargs)
+            except UnsatisfiedAssumption:
+                raise
+            except Exception:
+                self.searching = False
+                raise
+
+        handle.inner_test = counted
+
     def run(self, test) -> BaseException | None:
         try:
             with with_reporter(lambda _: None):  # the report renders the counterexample itself
@@ -171,6 +193,7 @@ def run(
         )
         if seed is not None:
             test = hypothesis_seed(seed)(test)
+        searching.watch_failures(test)
         with watching_calls(before_call):
             error = searching.run(test)
             if isinstance(error, AssertionError) and searching.last_raised is None:
