@@ -67,25 +67,34 @@ def _one_column_per_step(indices_ref, count_ref, new_hbm, _aliased, cache_hbm, s
         scatter.wait()
 
 
-@functools.partial(jax.jit, static_argnames=("page_size",))
-def column_kernel(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
-    """A correct update, one column per grid step; the race detector faults on a zero-length
-    first column (JAX's own assert, not this kernel's)."""
+def _in_place(body, grid, scratch_shapes, new_kv_tokens, slice_indices, kv_cache_pages, count):
+    """``body`` as a Pallas kernel over ``grid``: the slice indices and the count prefetched,
+    the tokens and the cache in HBM, the cache updated in place."""
     return pl.pallas_call(
-        _one_column_per_step,
+        body,
         grid_spec=pltpu.PrefetchScalarGridSpec(
             num_scalar_prefetch=2,
             in_specs=[pl.BlockSpec(memory_space=pl.ANY)] * 2,
             out_specs=pl.BlockSpec(memory_space=pl.ANY),
-            grid=(slice_indices.shape[1],),
-            scratch_shapes=[
-                pltpu.VMEM((page_size, *kv_cache_pages.shape[1:]), kv_cache_pages.dtype),
-                pltpu.SemaphoreType.DMA,
-            ],
+            grid=grid,
+            scratch_shapes=scratch_shapes,
         ),
         out_shape=jax.ShapeDtypeStruct(kv_cache_pages.shape, kv_cache_pages.dtype),
         input_output_aliases={3: 0},
-    )(slice_indices, jnp.reshape(total_update_slices, (1,)), new_kv_tokens, kv_cache_pages)
+    )(slice_indices, jnp.reshape(count, (1,)), new_kv_tokens, kv_cache_pages)
+
+
+@functools.partial(jax.jit, static_argnames=("page_size",))
+def column_kernel(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+    """A correct update, one column per grid step; the race detector faults on a zero-length
+    first column (JAX's own assert, not this kernel's)."""
+    scratch = [
+        pltpu.VMEM((page_size, *kv_cache_pages.shape[1:]), kv_cache_pages.dtype),
+        pltpu.SemaphoreType.DMA,
+    ]
+    grid = (slice_indices.shape[1],)
+    arrays = (new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices)
+    return _in_place(_one_column_per_step, grid, scratch, *arrays)
 
 
 KERNEL = Implementation("column_kernel", column_kernel)
@@ -158,18 +167,9 @@ def leaves_a_semaphore_signalled(
     new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
 ):
     """Writes nothing (right when no column is real) and exits with a semaphore at 1."""
-    return pl.pallas_call(
-        _leaves_a_semaphore_signalled,
-        grid_spec=pltpu.PrefetchScalarGridSpec(
-            num_scalar_prefetch=2,
-            in_specs=[pl.BlockSpec(memory_space=pl.ANY)] * 2,
-            out_specs=pl.BlockSpec(memory_space=pl.ANY),
-            grid=(1,),
-            scratch_shapes=[pltpu.SemaphoreType.REGULAR],
-        ),
-        out_shape=jax.ShapeDtypeStruct(kv_cache_pages.shape, kv_cache_pages.dtype),
-        input_output_aliases={3: 0},
-    )(slice_indices, jnp.reshape(total_update_slices, (1,)), new_kv_tokens, kv_cache_pages)
+    scratch = [pltpu.SemaphoreType.REGULAR]
+    arrays = (new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices)
+    return _in_place(_leaves_a_semaphore_signalled, (1,), scratch, *arrays)
 
 
 def test_what_the_interpreter_prints_becomes_a_warning_naming_the_implementation(capsys):
