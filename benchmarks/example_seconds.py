@@ -18,10 +18,10 @@ import statistics
 import tempfile
 import time
 
-from properties._src.api import cases_on
-from properties._src.cases import Case
-from properties._src.implementations import BUILTIN_SPECS
-from properties._src.supervisor import DEFAULT_TIMEOUT, supervise
+from properties._src.calling.implementations import BUILTIN_SPECS
+from properties._src.cases.catalog import Case
+from properties._src.running.api import cases_on
+from properties._src.supervising.supervisor import DEFAULT_TIMEOUT, supervise
 
 
 class ExampleClock:

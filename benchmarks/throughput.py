@@ -26,10 +26,10 @@ from collections import Counter
 import jax
 from jax import monitoring
 
-from properties._src import compilation_cache
-from properties._src.cases import CASES
-from properties._src.implementations import Implementation, builtin
-from properties._src.profiles import PROFILES
+from properties._src.calling import compilation_cache
+from properties._src.calling.implementations import Implementation, builtin
+from properties._src.cases.catalog import CASES
+from properties._src.running.profiles import PROFILES
 
 COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_trace_duration",

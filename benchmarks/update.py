@@ -36,8 +36,8 @@ from jax.experimental.pallas import tpu as pltpu
 from benchmarks.layouts import Layout, decode_requests, serving_layouts
 from benchmarks.layouts import layout as build_layout
 from kvcache import kv_cache_update, kv_cache_update_jax
-from properties._src.implementations import INTERPRET_PARAMS
-from properties._src.placement import (
+from properties._src.calling.implementations import INTERPRET_PARAMS
+from properties._src.calling.placement import (
     CACHE_SPEC,
     REPLICATED,
     TOKENS_SPEC,

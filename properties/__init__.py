@@ -14,7 +14,25 @@ command line.
 """
 
 from oracle.contract import Tier, Update
-from properties._src.api import (
+from properties._src.calling.implementations import (
+    CALL_MODES,
+    Implementation,
+    ImplementationError,
+    call,
+    load,
+)
+from properties._src.cases.catalog import (
+    CASES,
+    MESH_CASES,
+    PROPERTIES,
+    Case,
+    Property,
+    PropertyCase,
+)
+from properties._src.drawing.strategies import updates
+from properties._src.judging.comparison import COMPARISONS
+from properties._src.judging.diagnosis import CODES as DIAGNOSES
+from properties._src.running.api import (
     STATUSES,
     TIERS,
     CaseResult,
@@ -22,18 +40,7 @@ from properties._src.api import (
     assert_conforms,
     check,
 )
-from properties._src.cases import CASES, MESH_CASES, PROPERTIES, Case, Property, PropertyCase
-from properties._src.comparison import COMPARISONS
-from properties._src.diagnosis import CODES as DIAGNOSES
-from properties._src.implementations import (
-    CALL_MODES,
-    Implementation,
-    ImplementationError,
-    call,
-    load,
-)
-from properties._src.profiles import PROFILES
-from properties._src.strategies import updates
+from properties._src.running.profiles import PROFILES
 
 __all__ = [
     "CALL_MODES",

@@ -1,7 +1,7 @@
 """``kvcache-check``: every property, on every tier, against any implementation.
 
 Without ``--impl`` it checks the project's own implementations. Each implementation is
-checked in a child process the command watches (``properties._src.supervisor``), so its
+checked in a child process the command watches (``properties._src.supervising.supervisor``), so its
 compiled shapes stay warm across its cases, and a crash or a hang becomes a verdict instead of
 the end of the run. A line per case as it finishes; then a table and every counterexample.
 """
@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from properties._src import profiles
-from properties._src.api import STATUSES, TIERS, cases_on, fitting_buckets, heading
-from properties._src.cases import Case, all_cases
-from properties._src.comparison import COMPARISONS
-from properties._src.constraints import parse_all
-from properties._src.implementations import BUILTIN, ImplementationError, load_all
-from properties._src.placement import MeshShape
-from properties._src.results_io import Results, json_text, junit_xml_text
-from properties._src.supervisor import DEFAULT_TIMEOUT, supervise
+from properties._src.calling.implementations import BUILTIN, ImplementationError, load_all
+from properties._src.calling.placement import MeshShape
+from properties._src.cases.catalog import Case, all_cases
+from properties._src.domain.constraints import parse_all
+from properties._src.judging.comparison import COMPARISONS
+from properties._src.reporting.results_io import Results, json_text, junit_xml_text
+from properties._src.running import profiles
+from properties._src.running.api import STATUSES, TIERS, cases_on, fitting_buckets, heading
+from properties._src.supervising.supervisor import DEFAULT_TIMEOUT, supervise
 
 MEANINGS = {
     "passed": "every example tried satisfied the property",

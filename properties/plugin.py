@@ -27,11 +27,11 @@ import jax
 import pytest
 from hypothesis import settings
 
-from properties._src.buckets import BUCKETS
-from properties._src.comparison import COMPARISONS
-from properties._src.constraints import Constraint, fitting, parse_all
-from properties._src.implementations import Implementation, ImplementationError, load_all
-from properties._src.placement import MeshShape, ensure_cpu_devices
+from properties._src.calling.implementations import Implementation, ImplementationError, load_all
+from properties._src.calling.placement import MeshShape, ensure_cpu_devices
+from properties._src.domain.buckets import BUCKETS
+from properties._src.domain.constraints import Constraint, fitting, parse_all
+from properties._src.judging.comparison import COMPARISONS
 
 FIXTURE = "kvcache_implementation"
 ENVIRONMENT = "KVCACHE_IMPL"

@@ -1,0 +1,109 @@
+"""The cases: ``CASES`` is the one list that pytest, ``kvcache-check``, the Python API, the
+quality gate and the benchmarks all run.
+
+A case owns its whole Hypothesis test (``build``), has every call judged by the judge the
+runner hands it, and can reproduce a failure from an example its test observed
+(``reproduce``), so the runner needs to know nothing more:
+
+* a property on a tier (``PropertyCase``): each example is one update, called eagerly or
+  under ``jax.jit`` with a donated cache (drawn);
+* shapes changing between calls, the metamorphic relations and the serving loop
+  (``SequenceCase``): each example is a sequence of calls, recorded as ``Step``s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from hypothesis import settings
+from jax.sharding import Mesh
+
+from oracle.contract import Tier
+from properties._src.calling.implementations import Implementation
+from properties._src.cases.metamorphic import METAMORPHIC
+from properties._src.cases.property_case import PropertyCase
+from properties._src.cases.serving_loop import SERVING_LOOP
+from properties._src.cases.shape_changes import SHAPE_CHANGES
+from properties._src.domain.constraints import Constraint
+from properties._src.drawing.shapes import Shapes
+from properties._src.judging.checks import (
+    MESH_PROPERTIES,
+    PROPERTIES,
+    Property,
+    bits,
+    differing_rows,
+)
+from properties._src.judging.steps import Failure, Judge
+
+__all__ = [
+    "CASES",
+    "MESH_CASES",
+    "MESH_PROPERTIES",
+    "PROPERTIES",
+    "Case",
+    "Property",
+    "PropertyCase",
+    "all_cases",
+    "bits",
+    "differing_rows",
+]
+
+
+class Case(Protocol):
+    """What every case provides; ``name`` is the property name reports use."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tier(self) -> Tier: ...
+
+    @property
+    def id(self) -> str: ...
+
+    def build(
+        self,
+        implementation: Implementation,
+        *,
+        settings_: settings | None = None,
+        explicit_examples: bool = True,
+        observe: Callable[[Any], None] | None = None,
+        buckets: Shapes | None = None,
+        constraints: tuple[Constraint, ...] = (),
+        compare: str = "bits",
+        mesh: Mesh | None = None,
+        judge: Judge | None = None,
+    ) -> Callable[[], None]:
+        """A zero-argument Hypothesis test; ``observe`` sees each example before it runs;
+        with a ``mesh`` every update is placed on it; ``judge`` runs and judges each call
+        (by default, any finding compared as ``compare`` says fails the example)."""
+        ...
+
+    def reproduce(
+        self,
+        implementation: Implementation,
+        example: Any,
+        mesh: Mesh | None = None,
+        compare: str = "bits",
+    ) -> Failure | None:
+        """The failure ``example`` (one ``observe`` saw) shows when judged again, or None."""
+        ...
+
+
+CASES: tuple[Case, ...] = (
+    *(PropertyCase(prop, tier) for prop in PROPERTIES for tier in prop.tiers),
+    *SHAPE_CHANGES,
+    *METAMORPHIC,
+    SERVING_LOOP,
+)
+
+# Checked only on a mesh (``--mesh``), where the result has a sharding to keep.
+MESH_CASES: tuple[Case, ...] = tuple(
+    PropertyCase(prop, tier) for prop in MESH_PROPERTIES for tier in prop.tiers
+)
+
+
+def all_cases(on_mesh: bool) -> tuple[Case, ...]:
+    """The cases to check: ``CASES``, and on a mesh ``MESH_CASES`` too."""
+    return CASES + MESH_CASES if on_mesh else CASES

@@ -1,0 +1,161 @@
+"""A property checked on one tier: each example is one update, called in a drawn mode.
+
+The same test function serves pytest (which calls it and lets Hypothesis report) and
+``kvcache-check`` (which calls it, catches the failure and reproduces the last steps seen,
+the shrunk one among them, since Hypothesis replays the minimal failing example last).
+
+Over a pool of shapes the budget is split evenly between them, one search per shape in pool
+order, so every run checks every shape (and so every edge class the pool holds) for every
+property: one search over the whole pool leaves a few shapes out of each case, because
+Hypothesis spends most of a small budget mutating earlier examples, shape included. A
+failure is shrunk within its shape, the first in pool order that fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hypothesis import Phase, example, given, settings
+from hypothesis import seed as hypothesis_seed
+from jax.sharding import Mesh
+
+from oracle.contract import Tier, Update
+from properties._src.calling import placement
+from properties._src.calling.implementations import CALL_MODES, Implementation
+from properties._src.cases.regressions import REGRESSIONS
+from properties._src.domain.buckets import Bucket
+from properties._src.domain.constraints import Constraint, admitted
+from properties._src.drawing.shapes import Shapes, affordable, shape_space
+from properties._src.drawing.strategies import updates
+from properties._src.judging.checks import Property
+from properties._src.judging.judge import replay
+from properties._src.judging.steps import MODES, Failure, Judge, Step, strict
+
+
+def examples_per_shape(budget: int, shapes: int) -> int:
+    """Each pool shape's share of a property case's ``budget``: even, rounded up, so every
+    shape gets at least one example."""
+    return math.ceil(budget / max(shapes, 1))
+
+
+@dataclass(frozen=True)
+class PropertyCase:
+    """``prop`` on ``tier``: each drawn update is called eagerly or under ``jax.jit`` with a
+    donated cache (the mode is drawn too; the regressions run in both), and the result must
+    have the property."""
+
+    prop: Property
+    tier: Tier
+
+    @property
+    def name(self) -> str:
+        return self.prop.name
+
+    @property
+    def id(self) -> str:
+        """``property-tier``, as pytest ids and reports name it."""
+        return f"{self.name}-{self.tier.name.lower()}"
+
+    def build(
+        self,
+        implementation: Implementation,
+        *,
+        settings_: settings | None = None,
+        explicit_examples: bool = True,
+        observe: Callable[[Step], None] | None = None,
+        buckets: Shapes | None = None,
+        constraints: tuple[Constraint, ...] = (),
+        compare: str = "bits",
+        mesh: Mesh | None = None,
+        judge: Judge | None = None,
+    ) -> Callable[[], None]:
+        """A zero-argument Hypothesis test checking this case for ``implementation``.
+
+        ``observe`` sees every step (update and mode) before it is run. Without
+        ``explicit_examples`` the regression examples are skipped, so a failure must be found
+        and shrunk by search. ``buckets`` narrows the static shapes drawn (say, to what a TPU's
+        layout allows); a regression example whose shape breaks one of ``constraints`` is
+        skipped too, since the implementation cannot take it. With a ``mesh`` every update is
+        placed on it (the buckets must split evenly over it). ``judge`` runs and judges each
+        step (the runner's keeps soft findings); by default any finding, compared as
+        ``compare`` says, fails the example.
+        """
+        judged = judge or strict(implementation, compare, mesh)
+
+        def test(update: Update, mode: str) -> None:
+            step = Step(update, mode)
+            if observe is not None:
+                observe(step)
+            judged(step, self.prop, ())
+
+        shapes = shape_space() if buckets is None else buckets
+        if not isinstance(shapes, tuple):  # shapes drawn freely: one search over them all
+            return self._search(test, shapes, settings_, explicit_examples, constraints, mesh)
+        base = settings_ or settings()
+        share = settings(base, max_examples=examples_per_shape(base.max_examples, len(shapes)))
+        searches = [
+            self._search(test, (shape,), share, explicit_examples and i == 0, constraints, mesh, i)
+            for i, shape in enumerate(shapes)
+        ]
+
+        def every_shape() -> None:
+            seed = getattr(every_shape, "_hypothesis_internal_use_seed", None)  # hypothesis.seed
+            for shape, search in zip(shapes, searches, strict=True):
+                if affordable(implementation, shape.num_slices):  # known by then: see there
+                    (search if seed is None else hypothesis_seed(seed)(search))()
+
+        every_shape.__name__ = every_shape.__qualname__ = self.id.replace("-", "_")
+        return every_shape
+
+    def _search(
+        self,
+        test: Callable[[Update, str], None],
+        shapes: Shapes,
+        settings_: settings | None,
+        explicit_examples: bool,
+        constraints: tuple[Constraint, ...],
+        mesh: Mesh | None,
+        index: int = 0,
+    ) -> Callable[[], None]:
+        """One Hypothesis search of ``test`` over ``shapes``, with the regression examples if
+        ``explicit_examples``."""
+
+        def search(update: Update, mode: str) -> None:
+            test(update, mode)
+
+        search.__name__ = search.__qualname__ = self.id.replace("-", "_")
+        # Each case and shape gets its own derandomised seed (Hypothesis's hook for
+        # parametrised tests), so a ci run's searches explore different examples.
+        digest = f"{self.id}/{index}".encode()
+        search._hypothesis_internal_add_digest = digest  # type: ignore[attr-defined]
+        found = given(updates(self.tier, shapes), MODES)(search)
+        if explicit_examples:
+            for regression in REGRESSIONS:
+                if (
+                    self.tier <= regression.tier
+                    and admitted(Bucket.of(regression.update), constraints)
+                    and placement.fits(regression.update, mesh)
+                ):
+                    for mode in CALL_MODES:
+                        found = example(regression.update, mode)(found)
+        if settings_ is not None or not explicit_examples:
+            base = settings_ or settings()
+            phases = (
+                base.phases
+                if explicit_examples
+                else tuple(p for p in base.phases if p != Phase.explicit)
+            )
+            found = settings(base, phases=phases)(found)
+        return found
+
+    def reproduce(
+        self,
+        implementation: Implementation,
+        step: Step,
+        mesh: Mesh | None = None,
+        compare: str = "bits",
+    ) -> Failure | None:
+        """Judge ``step`` again; its ``Failure`` if the property rejects it."""
+        return replay(implementation, [step], self.prop, compare, mesh)

@@ -1,0 +1,235 @@
+"""A serving loop, step by step: requests arrive, prefill in chunks, decode, finish and free.
+
+Hypothesis drives a small scheduler as a state machine. Each ``step`` builds the update a
+serving runner would (``kvcache.slot_mapping``) and runs it through the implementation under
+test (eagerly or under ``jax.jit`` with a donated cache, as drawn) and the oracle. After every
+step the implementation's cache must equal the oracle's bit for bit, and every live request's
+pages must hold exactly the tokens it wrote, so a step that touches another request's rows
+fails at once. Freed pages go to the front of the free list, so the next request reuses them.
+
+The static shape of every step is the first allowed bucket's (pages, page size, token rows,
+columns, rows, dtype, count shape), so the loop honours the shape constraints and every step
+reuses one compiled program per calling mode; the scheduler takes no more tokens than the
+columns left can hold. Token ids are written as bit patterns, so every dtype holds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from jax.sharding import Mesh
+
+from kvcache.slot_mapping import slot_mapping
+from oracle.contract import Tier, Update
+from oracle.reference import reference_update
+from properties._src.calling.implementations import Implementation
+from properties._src.cases.sequence_case import SequenceCase, budget, pool
+from properties._src.domain.buckets import Bucket
+from properties._src.domain.constraints import Constraint
+from properties._src.drawing.shapes import Shapes
+from properties._src.judging.checks import MATCHES_ORACLE, bits
+from properties._src.judging.steps import MODES, Judge, Step, strict
+
+PAGES_PER_REQUEST = 4  # the block table's width
+MAX_REQUESTS = 3
+STEPS_PER_RUN = 25
+
+
+def rows_of(bucket: Bucket, token_ids) -> np.ndarray:
+    """Rows of ``bucket``'s shape holding the given ids: every element of row ``i`` has
+    ``token_ids[i]``'s bits (modulo the dtype's width)."""
+    dtype = bucket.numpy_dtype
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    ids = np.asarray(token_ids, dtype=np.int64) % (1 << (8 * unsigned.itemsize))
+    shape = (len(ids), bucket.heads, bucket.head_dim)
+    return np.broadcast_to(ids.astype(unsigned).reshape(-1, 1, 1), shape).copy().view(dtype)
+
+
+@dataclass
+class Request:
+    """One request: its prompt length, its pages and the token id written at each position."""
+
+    prompt: int
+    max_tokens: int
+    pages: list[int] = field(default_factory=list)
+    written: list[int] = field(default_factory=list)
+
+    @property
+    def computed(self) -> int:
+        return len(self.written)
+
+    def wants(self) -> int:
+        """Tokens it would take this step: the rest of its prompt, or one to decode."""
+        if self.computed < self.prompt:
+            return self.prompt - self.computed
+        return 1 if self.computed < self.max_tokens else 0
+
+
+class ServingLoop(RuleBasedStateMachine):
+    """The scheduler: decodes first, then prefill chunks in arrival order, within a budget.
+
+    ``ServingLoopCase.build`` makes a subclass with the judge (which runs the implementation),
+    the bucket and ``observe``."""
+
+    judge: Judge
+    bucket: Bucket
+    observe: Callable[[list[Step]], None] | None = None
+    requests = Bundle("requests")
+
+    def __init__(self):
+        super().__init__()
+        self.live: dict[int, Request] = {}
+        self.arrivals = 0
+        self.next_token_id = 1
+        self.free_pages = list(range(self.bucket.num_pages))
+        self.oracle_cache = rows_of(self.bucket, -np.arange(1, self.bucket.cache_rows + 1))
+        self.cache = self.oracle_cache.copy()
+        self.steps: list[Step] = []
+        if self.observe is not None:
+            self.observe(self.steps)
+
+    @initialize(target=requests, data=st.data(), mode=MODES)
+    def first_request(self, data: st.DataObject, mode: str) -> int:
+        """Every run starts with a request and a step, so it calls the implementation."""
+        request_id = self._arrive(data)
+        self.step(data, mode)
+        return request_id
+
+    @precondition(lambda self: len(self.live) < MAX_REQUESTS)
+    @rule(target=requests, data=st.data())
+    def arrive(self, data: st.DataObject) -> int:
+        return self._arrive(data)
+
+    def _arrive(self, data: st.DataObject) -> int:
+        request_id = self.arrivals
+        self.arrivals += 1
+        max_tokens = PAGES_PER_REQUEST * self.bucket.page_size
+        prompt = data.draw(st.integers(1, max_tokens), label="prompt")
+        self.live[request_id] = Request(prompt, max_tokens)
+        return request_id
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data(), mode=MODES)
+    def step(self, data: st.DataObject, mode: str) -> None:
+        """Schedule up to a drawn budget of tokens, run one update, compare with the oracle."""
+        budget = data.draw(st.integers(1, self.bucket.num_tokens), label="budget")
+        order = sorted(self.live.items(), key=lambda item: item[1].computed < item[1].prompt)
+        scheduled, columns_left = [], self.bucket.num_slices
+        for _, request in order:
+            offset = request.computed % self.bucket.page_size
+            fits_columns = columns_left * self.bucket.page_size - offset
+            take = min(request.wants(), budget, self._room(request), fits_columns)
+            self._allocate(request, request.computed + take)
+            scheduled.append(take)
+            budget -= take
+            columns_left -= -(-(offset + take) // self.bucket.page_size) if take else 0
+        update = self._update([request for _, request in order], scheduled)
+        label = f"step {len(self.steps) + 1}: {len(order)} requests, {sum(scheduled)} tokens"
+        self.steps.append(Step(update, mode, label))
+        on_oracle = dataclasses.replace(update, kv_cache_pages=self.oracle_cache)
+        self.oracle_cache = reference_update(*on_oracle.arrays(), page_size=self.bucket.page_size)
+        self.cache = self.judge(self.steps[-1], MATCHES_ORACLE, self.steps[:-1])
+        self._check_each_request_holds_its_tokens()
+
+    @rule(request=consumes(requests))
+    def finish(self, request: int) -> None:
+        """The request is done: its pages go to the front of the free list, to be reused."""
+        self.free_pages[:0] = self.live.pop(request).pages
+
+    def _check_each_request_holds_its_tokens(self) -> None:
+        page_size = self.bucket.page_size
+        for request_id, request in self.live.items():
+            positions = np.arange(request.computed)
+            pages = np.asarray(request.pages, dtype=np.int64)
+            rows = pages[positions // page_size] * page_size + positions % page_size
+            expected = rows_of(self.bucket, request.written)
+            wrong = np.flatnonzero((bits(self.cache[rows]) != bits(expected)).any(axis=(1, 2)))
+            assert wrong.size == 0, (
+                f"{self.steps[-1]}: request {request_id}: positions {wrong.tolist()} "
+                f"(cache rows {rows[wrong].tolist()}) do not hold its tokens"
+            )
+
+    def _room(self, request: Request) -> int:
+        """How many more tokens its pages, plus the free pages it may still take, can hold."""
+        pages = min(PAGES_PER_REQUEST, len(request.pages) + len(self.free_pages))
+        return pages * self.bucket.page_size - request.computed
+
+    def _allocate(self, request: Request, tokens: int) -> None:
+        while len(request.pages) * self.bucket.page_size < tokens:
+            request.pages.append(self.free_pages.pop(0))
+
+    def _update(self, requests: list[Request], scheduled: list[int]) -> Update:
+        """The step's update; records each request's new token ids in the model."""
+        bucket = self.bucket
+        slice_indices, count = slot_mapping(
+            [r.pages for r in requests],
+            [r.computed for r in requests],
+            scheduled,
+            page_size=bucket.page_size,
+            num_tokens=bucket.num_tokens,
+            num_slices=bucket.num_slices,
+        )
+        token_ids = []
+        for request, take in zip(requests, scheduled, strict=True):
+            new = list(range(self.next_token_id, self.next_token_id + take))
+            self.next_token_id += take
+            request.written.extend(new)
+            token_ids.extend(new)
+        padding = [0] * (bucket.num_tokens - len(token_ids))  # never copied
+        tokens = rows_of(bucket, token_ids + padding)
+        count = count.reshape(bucket.count_shape)
+        return Update(tokens, slice_indices, self.cache, count, bucket.page_size)
+
+
+@dataclass(frozen=True)
+class ServingLoopCase(SequenceCase):
+    """Runs of the serving loop; each run's steps are recorded for replay."""
+
+    def build(
+        self,
+        implementation: Implementation,
+        *,
+        settings_=None,
+        explicit_examples: bool = True,
+        observe: Callable[[list[Step]], None] | None = None,
+        buckets: Shapes | None = None,
+        constraints: tuple[Constraint, ...] = (),
+        compare: str = "bits",
+        mesh: Mesh | None = None,
+        judge: Judge | None = None,
+    ) -> Callable[[], None]:
+        del explicit_examples  # none: the runs are drawn
+        machine = type(
+            "ServingLoop",
+            (ServingLoop,),
+            {
+                "judge": staticmethod(judge or strict(implementation, compare, mesh)),
+                "bucket": pool(buckets, constraints)[0],
+                "observe": staticmethod(observe) if observe else None,
+            },
+        )
+        # Each run is many steps: half the examples, STEPS_PER_RUN steps at most.
+        run_settings = budget(settings_, share=2)
+        run_settings = type(run_settings)(run_settings, stateful_step_count=STEPS_PER_RUN)
+
+        def test() -> None:
+            run_state_machine_as_test(machine, settings=run_settings)
+
+        test.__name__ = self.id.replace("-", "_")
+        return test
+
+
+SERVING_LOOP = ServingLoopCase("serving-loop", Tier.SERVING)

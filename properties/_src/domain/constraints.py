@@ -1,0 +1,96 @@
+"""Shape constraints: what an implementation's layout requires, so the harness draws only
+fitting shapes instead of a user padding by hand (``--constraint head_dim%128``).
+
+A constraint is ``DIMENSION%DIVISOR``: the dimension must be a multiple of the divisor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from properties._src.domain.buckets import Bucket
+
+# Each dimension a constraint can name, as the ``Bucket`` field that holds it.
+DIMENSIONS = {
+    "heads": "heads",
+    "head_dim": "head_dim",
+    "page_size": "page_size",
+    "columns": "num_slices",
+    "tokens": "num_tokens",
+    "pages": "num_pages",
+}
+
+# Memory bounds on a drawn shape: the cache, and one page (the kernel's VMEM scratch holds 8).
+MAX_CACHE_BYTES = 2**27
+MAX_PAGE_BYTES = 2**21
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``dimension`` must be a multiple of ``divisor``."""
+
+    dimension: str
+    divisor: int
+
+    @classmethod
+    def parse(cls, text: str) -> Constraint:
+        """``"head_dim%128"`` to a ``Constraint``, or ``ValueError`` saying what is wrong."""
+        dimension, separator, divisor = text.replace(" ", "").partition("%")
+        if not separator or dimension not in DIMENSIONS:
+            raise ValueError(
+                f"constraint {text!r}: expected DIMENSION%DIVISOR with DIMENSION one of "
+                f"{', '.join(DIMENSIONS)}"
+            )
+        if not divisor.isdigit() or int(divisor) < 1:
+            raise ValueError(f"constraint {text!r}: the divisor must be a positive integer")
+        return cls(dimension, int(divisor))
+
+    def admits(self, bucket: Bucket) -> bool:
+        return getattr(bucket, DIMENSIONS[self.dimension]) % self.divisor == 0
+
+    def fit(self, bucket: Bucket) -> Bucket:
+        """``bucket`` with the dimension rounded up to a multiple of the divisor."""
+        value = getattr(bucket, DIMENSIONS[self.dimension])
+        fitted = -(-value // self.divisor) * self.divisor
+        return replace(bucket, **{DIMENSIONS[self.dimension]: fitted})
+
+    def __str__(self) -> str:
+        return f"{self.dimension}%{self.divisor}"
+
+
+def parse_all(constraints: Iterable[str | Constraint]) -> tuple[Constraint, ...]:
+    """Constraints from their text (or themselves), in order, without repeats."""
+    parsed = (c if isinstance(c, Constraint) else Constraint.parse(c) for c in constraints)
+    return tuple(dict.fromkeys(parsed))
+
+
+def admitted(bucket: Bucket, constraints: tuple[Constraint, ...]) -> bool:
+    """Whether every constraint admits ``bucket``."""
+    return all(c.admits(bucket) for c in constraints)
+
+
+def within_memory(bucket: Bucket) -> bool:
+    """Whether the cache and one page fit the memory bounds."""
+    page_bytes = bucket.page_size * bucket.row_bytes
+    return page_bytes <= MAX_PAGE_BYTES and page_bytes * bucket.num_pages <= MAX_CACHE_BYTES
+
+
+def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
+    """Each bucket with every constrained dimension rounded up to a multiple of its divisor,
+    in order, without repeats, leaving out those the rounding takes past the memory bounds
+    (so the pool keeps its edge classes wherever the constraints allow them); ``ValueError``
+    if none is left."""
+    fitted = []
+    for bucket in buckets:
+        while not admitted(bucket, constraints):  # rises to a common multiple
+            for constraint in constraints:
+                bucket = constraint.fit(bucket)
+        if within_memory(bucket):
+            fitted.append(bucket)
+    if not fitted:
+        raise ValueError(
+            f"no shape satisfies {', '.join(map(str, constraints))} within "
+            f"{MAX_CACHE_BYTES} bytes of cache: nothing could be checked"
+        )
+    return tuple(dict.fromkeys(fitted))

@@ -1,0 +1,120 @@
+"""Which static shapes a run draws: the pool, or the pool and the whole domain.
+
+The ``ci`` and ``dev`` profiles draw from the pool (``buckets.BUCKETS``), so each run pays one
+compilation per pool shape and still reaches every edge class. ``thorough`` also draws shapes
+freely (``any_bucket``), half its examples, paying a compilation for most of those.
+Constraints (``head_dim%128``) apply to both: the pool is fitted (``constraints.fitting``) and
+free shapes are drawn as multiples of each divisor.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from properties._src.calling.implementations import Implementation, seen_interpreted
+from properties._src.domain.buckets import (
+    BUCKETS,
+    DTYPES,
+    INTERPRETER_MAX_COLUMNS,
+    Bucket,
+)
+from properties._src.domain.constraints import MAX_CACHE_BYTES, MAX_PAGE_BYTES, Constraint, fitting
+
+Shapes = tuple[Bucket, ...] | st.SearchStrategy[Bucket]
+
+FREE_PROFILES = ("thorough",)  # the profiles that draw shapes beyond the pool
+
+# The domain drawn freely, with the values each dimension's edge classes start from.
+MAX_HEADS, MAX_HEAD_DIM, MAX_PAGE_SIZE, MAX_TOKENS, MAX_COLUMNS = 72, 640, 2048, 5000, 320
+MAX_TOKEN_BYTES = 2**23
+USUAL_PAGES = 256  # more pages than this only at the row-count edges below
+EDGES = {
+    "heads": (1, 2, 3, 64, 65),
+    "head_dim": (1, 80, 96, 128, 192, 320, 512),
+    "page_size": (1, 2, 3, 256, 1000, 1024),
+    "tokens": (0, 1, 2049, 4096),
+    "columns": (0, 1, 8, 9, 256, 257, 300),
+}
+# Row counts where narrow index arithmetic breaks (int16, uint16, float32): caches just past
+# them are drawn often, and so are slices starting in the pages that hold them.
+ROW_COUNTS_PAST = (2**15, 2**16, 2**24)
+
+
+def _divisors(constraints: tuple[Constraint, ...]) -> dict[str, int]:
+    """The least common multiple of the divisors each dimension must meet."""
+    found: dict[str, int] = {}
+    for c in constraints:
+        found[c.dimension] = math.lcm(found.get(c.dimension, 1), c.divisor)
+    return found
+
+
+@st.composite
+def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
+    """A shape from the whole domain, within memory bounds, meeting ``constraints``."""
+    divisor = _divisors(constraints)
+
+    def dimension(name: str, low: int, high: int, edges=(), usual: int | None = None) -> int:
+        """A multiple of the dimension's divisor in [low, high] (up to ``usual`` unless an
+        edge), or the smallest one above ``low`` if none is below ``high``."""
+        k = divisor.get(name, 1)
+        low, high = math.ceil(low / k), max(high // k, math.ceil(low / k))
+        fitting_edges = sorted({e // k for e in edges if e % k == 0 and low <= e // k <= high})
+        multiple = st.integers(low, max(low, min(high, (usual or high * k) // k)))
+        if fitting_edges:
+            multiple = st.one_of(multiple, st.sampled_from(fitting_edges))
+        return draw(multiple) * k
+
+    dtype = draw(st.sampled_from(DTYPES))
+    itemsize = Bucket(1, 1, 1, 1, dtype, 0, 0, ()).numpy_dtype.itemsize
+    heads = dimension("heads", 1, MAX_HEADS, EDGES["heads"])
+    head_dim = dimension("head_dim", 1, MAX_HEAD_DIM, EDGES["head_dim"])
+    row_bytes = heads * head_dim * itemsize
+    page_size = dimension(
+        "page_size", 1, min(MAX_PAGE_SIZE, MAX_PAGE_BYTES // row_bytes), EDGES["page_size"]
+    )
+    most_pages = MAX_CACHE_BYTES // (page_size * row_bytes)
+    past = [rows // page_size + 1 for rows in ROW_COUNTS_PAST]
+    pages = dimension("pages", 1, most_pages, [1, 2, *past], usual=USUAL_PAGES)
+    tokens = dimension("tokens", 0, min(MAX_TOKENS, MAX_TOKEN_BYTES // row_bytes), EDGES["tokens"])
+    columns = dimension("columns", 0, MAX_COLUMNS, EDGES["columns"])
+    count_shape = draw(st.sampled_from([(1,), ()]))
+    return Bucket(page_size, pages, heads, head_dim, dtype, tokens, columns, count_shape)
+
+
+def shape_space(
+    constraints: tuple[Constraint, ...] = (),
+    *,
+    free: bool | None = None,
+    pool: tuple[Bucket, ...] = BUCKETS,
+) -> Shapes:
+    """``pool`` fitted to ``constraints``, and with ``free`` (by default: when the loaded
+    Hypothesis profile is one of ``FREE_PROFILES``) shapes drawn from the whole domain too."""
+    if free is None:
+        free = settings.get_current_profile_name() in FREE_PROFILES
+    if not free:
+        return fitting(pool, constraints)
+    return st.one_of(as_strategy(fitting(pool, constraints)), any_bucket(constraints))
+
+
+def as_strategy(shapes: Shapes) -> st.SearchStrategy[Bucket]:
+    """Draw from a pool, or from a strategy as it is.
+
+    A pool's shape is picked by a 32-bit integer modulo its size rather than by
+    ``sampled_from``: Hypothesis spends most of a small budget mutating earlier examples,
+    which keeps a ``sampled_from`` choice (runs of one shape) but copies values between
+    integer draws, so shapes change within those runs too. It shrinks to 0, the first shape.
+    """
+    if isinstance(shapes, st.SearchStrategy):
+        return shapes
+    return st.integers(0, 2**32 - 1).map(lambda value: shapes[value % len(shapes)])
+
+
+def affordable(implementation: Implementation, columns: int) -> bool:
+    """Whether ``implementation`` can afford an update of ``columns`` columns: any number,
+    unless it has been seen running a kernel in the TPU interpreter, which pays for every grid
+    step; then at most ``INTERPRETER_MAX_COLUMNS``. A property case checks the pool's shapes in
+    order and skips those it cannot afford, so by the 300-column shape (the ninth) it knows."""
+    return columns <= INTERPRETER_MAX_COLUMNS or not seen_interpreted(implementation)

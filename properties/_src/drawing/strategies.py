@@ -1,0 +1,253 @@
+"""Hypothesis strategies for paged KV-cache updates.
+
+``updates(tier)`` draws a bucket (static shape), a slice layout valid for that tier,
+garbage padding columns and array contents. Layouts come in two kinds:
+
+* serving layouts, built from a random block table by ``kvcache.slot_mapping`` exactly as a
+  serving runner builds them (partial first and last pages, whole middle pages, packed
+  sources);
+* general layouts, anything the general tier allows: slices crossing page boundaries,
+  zero-length slices, repeated and unordered sources, destinations anywhere.
+
+Everything shrinks towards the first bucket, few columns, zero gaps and zero padding.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import strategies as st
+
+from kvcache._arguments import cdiv
+from kvcache.slot_mapping import request_slices
+from oracle.contract import Tier, Update
+from properties._src.domain.buckets import Bucket
+from properties._src.drawing.shapes import ROW_COUNTS_PAST, Shapes, as_strategy, shape_space
+
+INT32_RANGE = (-(2**31), 2**31 - 1)
+HYPOTHESIS_CHOICES = 96  # per layout; the rest come from a generator Hypothesis seeds
+
+
+class Choices:
+    """The decisions behind one layout: the first ``HYPOTHESIS_CHOICES`` drawn by Hypothesis
+    (so they shrink), the rest from a NumPy generator seeded by one draw, so a layout of
+    hundreds of columns costs a bounded number of draws. ``often`` values are picked half
+    the time: the edges a uniform draw would rarely hit."""
+
+    def __init__(self, draw):
+        self._draw, self._left, self._rng = draw, HYPOTHESIS_CHOICES, None
+
+    def _generator(self) -> np.random.Generator | None:
+        if self._left > 0:
+            self._left -= 1
+            return None
+        if self._rng is None:
+            self._rng = np.random.default_rng(self._draw(st.integers(0, 2**32 - 1)))
+        return self._rng
+
+    def integer(self, low: int, high: int, often=()) -> int:
+        often = [v for v in often if low <= v <= high]
+        rng = self._generator()
+        if rng is None:
+            uniform = st.integers(low, high)
+            return self._draw(st.one_of(uniform, st.sampled_from(often)) if often else uniform)
+        if often and rng.integers(2):
+            return int(often[rng.integers(len(often))])
+        return int(rng.integers(low, high, endpoint=True))
+
+    def boolean(self) -> bool:
+        return bool(self.integer(0, 1))
+
+    def permutation(self, count: int) -> list[int]:
+        order = list(range(count))
+        for i in range(count - 1):  # Fisher-Yates: the identity when every choice shrinks to 0
+            j = self.integer(i, count - 1)
+            order[i], order[j] = order[j], order[i]
+        return order
+
+
+def _page(choose: Choices, num_pages: int, page_size: int, taken: set[int]) -> int:
+    """A page not in ``taken`` (and now in it): often the first or the last page, or the page
+    holding row 2^15, 2^16 or 2^24 (where index arithmetic in narrow types breaks)."""
+    edges = [row // page_size for row in ROW_COUNTS_PAST]
+    wanted = choose.integer(0, num_pages - 1, often=[0, num_pages - 1, *edges])
+    page = next(
+        p % num_pages for p in range(wanted, wanted + num_pages) if p % num_pages not in taken
+    )
+    taken.add(page)
+    return page
+
+
+def serving_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int]]:
+    """Columns for a batch of requests, each writing to pages no other request holds.
+
+    A request's tokens start at an offset into its first page and run through whole pages,
+    as a runner's slot mapping lays them out. When ``fill`` is chosen, requests keep coming
+    until every column is real (or the pages run out), leaving each later one a token.
+    """
+    ps, taken = bucket.page_size, set[int]()
+    fill = choose.boolean()
+    tokens_left, columns = bucket.num_tokens, list[tuple[int, int, int]]()
+    for _ in range(bucket.num_slices if fill else choose.integer(0, bucket.num_slices)):
+        slices_left = bucket.num_slices - len(columns)
+        if not (tokens_left and slices_left and len(taken) < bucket.num_pages):
+            break
+        offset = choose.integer(0, ps - 1, often=[1, ps - 1])  # odd rows, the page's last
+        room = min(slices_left, bucket.num_pages - len(taken)) * ps - offset
+        reserve = slices_left - 1 if fill else 0  # a token for each column still to fill
+        most = min(room, max(tokens_left - reserve, 1))
+        scheduled = choose.integer(1, most, often=[most])
+        table = [
+            _page(choose, bucket.num_pages, ps, taken) for _ in range(cdiv(offset + scheduled, ps))
+        ]
+        source = bucket.num_tokens - tokens_left
+        for destination, length in request_slices(table, offset, scheduled, ps):
+            columns.append((destination, source, length))
+            source += length
+        tokens_left -= scheduled
+    return columns
+
+
+def general_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int]]:
+    """Columns with disjoint destinations placed anywhere, sources anywhere in bounds.
+
+    Often every column is real, slices are whole pages, sources repeat (so the rows written
+    can outnumber the new tokens) or end on the last new token, and the last slice in the
+    cache ends on its last row.
+    """
+    rows, tokens, ps = bucket.cache_rows, bucket.num_tokens, bucket.page_size
+    drawn: list[int] = []
+    for _ in range(choose.integer(0, bucket.num_slices, often=[bucket.num_slices])):
+        most = min(ps, tokens, rows - sum(drawn))
+        drawn.append(choose.integer(0, most, often=[most]))
+    # Any column may hold any length: once the rows run out, the rest are empty, and this
+    # spreads the non-empty ones over all the columns.
+    lengths = [drawn[i] for i in choose.permutation(len(drawn))]
+    slack = rows - sum(lengths)
+    flush_end = choose.boolean()
+    position, destinations = 0, [0] * len(lengths)
+    for column in choose.permutation(len(lengths)):
+        gap = choose.integer(0, slack)
+        slack -= gap
+        position += gap
+        destinations[column] = position
+        position += lengths[column]
+    if flush_end:  # the last slice in the cache ends on its last row
+        destinations = [d + slack for d in destinations]
+    sources: list[int] = []
+    for length in lengths:
+        last = tokens - length  # the source that ends on the last new token
+        sources.append(choose.integer(0, last, often=[last, *sources[-1:]]))  # or repeats
+    return list(zip(destinations, sources, lengths, strict=True))
+
+
+def padding_column(choose: Choices, bucket: Bucket) -> tuple[int, int, int]:
+    """What a column past ``n`` may hold: zeros, a plausible slice, or any int32."""
+    kind = choose.integer(0, 2)
+    if kind == 0:
+        return (0, 0, 0)
+    if kind == 1:
+        return (
+            choose.integer(0, bucket.cache_rows - 1),
+            choose.integer(0, max(bucket.num_tokens - 1, 0)),
+            choose.integer(1, bucket.page_size),
+        )
+    return (
+        choose.integer(*INT32_RANGE),
+        choose.integer(*INT32_RANGE),
+        choose.integer(*INT32_RANGE),
+    )
+
+
+def _unique(bits: np.ndarray) -> np.ndarray:
+    """The distinct values of ``bits``, in their first order."""
+    return bits[np.sort(np.unique(bits, return_index=True)[1])]
+
+
+def special_values(dtype: np.dtype) -> np.ndarray:
+    """Bit patterns worth copying, each once: for floats signed zeros, infinities, NaNs with
+    payloads and both signs, extremes and subnormals (whichever the format has: float8
+    e4m3fn has no infinity, the ``fnuz`` formats one NaN and no -0.0); for integers 0, +-1
+    and the extremes; for bool both values."""
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    if dtype == np.bool_:
+        return np.array([False, True])
+    if np.issubdtype(dtype, np.integer):
+        limits = np.iinfo(dtype)
+        values = np.array([0, 1, -1, limits.min, limits.max], dtype=np.int64).astype(dtype)
+        return _unique(values.view(unsigned)).view(dtype)
+    info = jnp.finfo(dtype)
+    extremes = [float(v) for v in (info.max, -info.max, info.tiny, info.smallest_subnormal)]
+    named = [0.0, -0.0, np.inf, -np.inf, np.nan, *extremes]
+    bits = np.array(named).astype(dtype).view(unsigned)
+    nan = int(bits[4])
+    quiet_bit = 1 << max(info.nmant - 1, 0)
+    sign_bit = 1 << (8 * dtype.itemsize - 1)
+    payloads = np.array(
+        [
+            nan | 1,
+            (nan & ~quiet_bit) | 1,
+            nan | sign_bit | 0b101,
+            nan | (quiet_bit - 1),
+            nan ^ sign_bit,
+        ],
+        dtype=unsigned,
+    )
+    payloads = payloads[np.isnan(payloads.view(dtype).astype(np.float32))]  # NaNs only
+    return _unique(np.concatenate([bits, payloads])).view(dtype)
+
+
+def random_bits(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Uniformly random valid bit patterns: any for numbers, 0 or 1 for bool."""
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    top = 1 if dtype == np.bool_ else np.iinfo(unsigned).max
+    return rng.integers(0, top, size=shape, dtype=unsigned, endpoint=True)
+
+
+@st.composite
+def contents(draw, shape: tuple[int, ...], dtype: np.dtype, sign: int) -> np.ndarray:
+    """An array whose rows are readable ids, random bit patterns, or special values."""
+    kind = draw(st.sampled_from(["row-ids", "random-bits", "special-values"]))
+    if kind == "row-ids":  # row r holds sign * (r + 1), so a misplaced row is easy to spot
+        ids = sign * (np.arange(shape[0], dtype=np.int64) + 1)
+        return np.broadcast_to(ids.reshape(-1, 1, 1), shape).astype(dtype)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    array = random_bits(rng, shape, dtype)
+    if kind == "special-values":
+        pool = special_values(dtype).view(array.dtype)
+        chosen = pool[rng.integers(0, len(pool), size=shape, dtype=np.uint8)]
+        array = np.where(rng.integers(0, 2, size=shape, dtype=np.uint8) == 1, chosen, array)
+    return array.view(dtype)
+
+
+@st.composite
+def slice_indices_for(draw, bucket: Bucket, tier: Tier) -> tuple[np.ndarray, int]:
+    """``slice_indices`` and ``n``: real columns valid for ``tier`` (a serving layout, or for the
+    general tier also anything it allows), then garbage padding columns."""
+    choose = Choices(draw)
+    general = tier == Tier.GENERAL and choose.boolean()
+    columns = (general_columns if general else serving_columns)(choose, bucket)
+    padding = [padding_column(choose, bucket) for _ in range(bucket.num_slices - len(columns))]
+    indices = np.array(columns + padding, dtype=np.int64).reshape(-1, 3).T.astype(np.int32)
+    return indices, len(columns)
+
+
+@st.composite
+def updates(draw, tier: Tier = Tier.GENERAL, buckets: Shapes | None = None) -> Update:
+    """A whole update valid for ``tier``, with garbage in its padding columns.
+
+    ``buckets`` is a pool of shapes or a strategy drawing them; by default, the shapes the
+    loaded Hypothesis profile calls for (``shapes.shape_space``).
+    """
+    bucket = draw(as_strategy(shape_space() if buckets is None else buckets))
+    slice_indices, n = draw(slice_indices_for(bucket, tier))
+    dtype = bucket.numpy_dtype
+    return Update(
+        new_kv_tokens=draw(contents((bucket.num_tokens, bucket.heads, bucket.head_dim), dtype, 1)),
+        slice_indices=slice_indices,
+        kv_cache_pages=draw(
+            contents((bucket.cache_rows, bucket.heads, bucket.head_dim), dtype, -1)
+        ),
+        total_update_slices=np.full(bucket.count_shape, n, dtype=np.int32),
+        page_size=bucket.page_size,
+    )

@@ -1,0 +1,142 @@
+"""Judge one call: nothing, a hard finding or a soft one, with a diagnosis of what is wrong.
+
+* hard: the result is wrong by value, its shape or dtype is, or the implementation's own
+  code raised.
+* soft: the only differences are NaN payloads or signed zeros (compared by bits), or JAX's
+  TPU interpreter itself faulted and, re-run with race detection off, the result is right.
+
+Every case judges its calls here, each in the calling mode its step says; ``replay`` judges
+a sequence's steps in order and stops at the first finding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from jax.sharding import Mesh
+
+from oracle.contract import Update
+from properties._src.calling.implementations import Implementation
+from properties._src.judging.attribution import attribute
+from properties._src.judging.checks import MATCHES_ORACLE, Property
+from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, explain, single
+from properties._src.judging.steps import VALUE_EQUAL, Failure, Step, describe_error, watched_call
+
+
+def _wrong(prop: Property, update: Update, actual: np.ndarray, compare: str) -> str | None:
+    """Why ``prop`` rejects ``actual`` compared as ``compare``, or ``None``."""
+    try:
+        prop.verify(update, actual, compare)
+    except Exception as error:
+        return str(error) if isinstance(error, AssertionError) else describe_error(error)
+    return None
+
+
+def _result_failure(prop: Property, step: Step, actual: np.ndarray, compare: str) -> Failure | None:
+    """The ``Failure`` if ``prop`` rejects ``actual``, with every kind of difference named."""
+    update = step.update
+    message = _wrong(prop, update, actual, compare)
+    if message is None:
+        return None
+    found = explain(update, actual)
+    if compare == "bits" and _wrong(prop, update, actual, "values") is None:
+        return _failure(prop, step, actual, message, found.only(VALUE_EQUAL))  # soft
+    wrong = found.without(VALUE_EQUAL)
+    if not wrong.codes:  # the property's own reason, where the whole cache tells no more
+        wrong = single("values", message)
+    kept = found.only(VALUE_EQUAL) if compare == "bits" else NONE
+    return _failure(prop, step, actual, message, wrong + kept)
+
+
+def _failure(prop, step: Step, actual, why: str, diagnosis) -> Failure:
+    """A ``Failure`` of ``step`` whose message starts with the step and its calling mode."""
+    return Failure(step.update, actual, f"{step}: {why}", diagnosis, mode=step.mode, prop=prop.name)
+
+
+def judged_call(
+    implementation: Implementation,
+    prop: Property | None,
+    step: Step,
+    compare: str = "bits",
+    mesh: Mesh | None = None,
+) -> tuple[np.ndarray | None, Failure | None]:
+    """Run ``step`` (on ``mesh``, if given, in the step's calling mode): the result to go on
+    with (``None`` if every try raised) and the ``Failure`` if ``prop`` rejects the result or
+    the call raised. With ``prop`` None only a raise is a finding (a metamorphic relation
+    compares the results itself)."""
+    try:
+        actual = watched_call(implementation, step, mesh)
+    except Exception as error:
+        raised = attribute(error)
+        if not raised.interpreter_fault:
+            return None, _failure(
+                prop or MATCHES_ORACLE,
+                step,
+                None,
+                f"the implementation raised {describe_error(error)}",
+                single("raised", f"The implementation raised {raised}."),
+            )
+        return _interpreter_fault(
+            implementation, prop or MATCHES_ORACLE, step, compare, str(raised), mesh
+        )
+    return actual, None if prop is None else _result_failure(prop, step, actual, compare)
+
+
+def judge_step(
+    implementation: Implementation,
+    prop: Property | None,
+    step: Step,
+    compare: str = "bits",
+    mesh: Mesh | None = None,
+) -> Failure | None:
+    """The ``Failure`` of ``step`` (``judged_call``), else None."""
+    return judged_call(implementation, prop, step, compare, mesh)[1]
+
+
+def judge(
+    implementation: Implementation,
+    prop: Property,
+    update: Update,
+    compare: str = "bits",
+    mesh: Mesh | None = None,
+) -> Failure | None:
+    """``judge_step`` for ``update`` called eagerly."""
+    return judge_step(implementation, prop, Step(update), compare, mesh)
+
+
+def _interpreter_fault(
+    implementation, prop, step: Step, compare, raised: str, mesh
+) -> tuple[np.ndarray | None, Failure]:
+    """JAX's interpreter faulted: the verdict is what the same call gives without races."""
+    fault = f"JAX's TPU interpreter itself raised {raised} (its own code, not the implementation's)"
+    headline = "JAX's TPU interpreter faulted (not the implementation)"
+    try:
+        actual = watched_call(implementation, step, mesh, detect_races=False)
+    except Exception as error:
+        again = attribute(error)
+        sentence = f"{fault}; with race detection off it raises {again} as well."
+        return None, _failure(prop, step, None, headline, single(INTERPRETER_FAULT, sentence))
+    wrong = _result_failure(prop, step, actual, compare)
+    if wrong is None:
+        sentence = f"{fault}; with race detection off the result matches the oracle."
+        return actual, _failure(prop, step, None, headline, single(INTERPRETER_FAULT, sentence))
+    note = single(INTERPRETER_FAULT, f"{fault}; with race detection off the result differs.")
+    return actual, dataclasses.replace(wrong, diagnosis=note + wrong.diagnosis)
+
+
+def replay(
+    implementation: Implementation,
+    steps: Sequence[Step],
+    prop: Property = MATCHES_ORACLE,
+    compare: str = "bits",
+    mesh: Mesh | None = None,
+) -> Failure | None:
+    """Judge ``steps`` in order; the ``Failure`` of the first with a finding (soft ones
+    included), with the steps before it, else None."""
+    for index, step in enumerate(steps):
+        failure = judge_step(implementation, prop, step, compare, mesh)
+        if failure is not None:
+            return dataclasses.replace(failure, before=tuple(steps[:index]))
+    return None

@@ -1,0 +1,229 @@
+"""The Python entry point: check an implementation and get structured results, or assert
+that it conforms. ``kvcache-check`` and the pytest plugin are built on these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from hypothesis import settings
+
+from oracle.contract import Tier, Update
+from properties._src.calling.implementations import Implementation, as_implementation
+from properties._src.calling.placement import MeshShape, as_mesh_shape
+from properties._src.cases.catalog import CASES, Case, all_cases
+from properties._src.domain.buckets import BUCKETS, Bucket
+from properties._src.domain.constraints import Constraint, fitting, parse_all
+from properties._src.drawing.shapes import FREE_PROFILES, shape_space
+from properties._src.judging.comparison import require_comparison
+from properties._src.reporting.report import render
+from properties._src.running import profiles
+from properties._src.running.runner import run
+
+TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
+# A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
+# implementation in a child process it watches, adds "crashed" (the process died) and
+# "timed-out" (one example ran past ``--timeout``).
+STATUSES = ("passed", "failed", "error", "crashed", "timed-out")
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The verdict of one property on one tier; ``counterexample`` is the rendered failure
+    (or the error) for any status but ``passed``; ``diagnosis`` names what kind of failure it
+    is (``diagnosis.CODES``; empty when passed)."""
+
+    property: str
+    tier: str
+    status: str
+    examples: int
+    seconds: float
+    counterexample: str | None
+    diagnosis: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["diagnosis"] = list(self.diagnosis)
+        return data
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Every case checked for one implementation."""
+
+    name: str
+    results: tuple[CaseResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status == "passed" for r in self.results)
+
+    @property
+    def not_passed(self) -> tuple[CaseResult, ...]:
+        return tuple(r for r in self.results if r.status != "passed")
+
+    def as_dict(self) -> dict:
+        """What ``kvcache-check --json`` writes for this implementation."""
+        return {"name": self.name, "results": [r.as_dict() for r in self.results]}
+
+
+def tiers_of(tier: Tier | str | None) -> tuple[Tier, ...]:
+    """``None`` for both tiers, else the one named (``"general"``, ``"serving"`` or a ``Tier``)."""
+    if tier is None:
+        return tuple(TIERS.values())
+    if isinstance(tier, Tier) and tier in TIERS.values():
+        return (tier,)
+    if isinstance(tier, str) and tier in TIERS:
+        return (TIERS[tier],)
+    raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+
+
+def _settings(profile: str | settings | None, max_examples: int | None) -> settings:
+    base = profiles.resolve(profile)
+    if max_examples is not None and max_examples < 1:
+        raise ValueError(f"max_examples must be >= 1, got {max_examples}")
+    return settings(base, max_examples=max_examples or base.max_examples, database=None)
+
+
+def fitting_buckets(
+    constraints: Iterable[str | Constraint],
+    mesh: MeshShape | None = None,
+    pool: tuple[Bucket, ...] = BUCKETS,
+) -> tuple[Bucket, ...]:
+    """``pool`` fitted to the constraints and to split evenly over ``mesh``; ``ValueError``
+    naming the constraints if no shape fits."""
+    return fitting(pool, all_constraints(constraints, mesh))
+
+
+def all_constraints(
+    constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
+) -> tuple[Constraint, ...]:
+    """The constraints given and those ``mesh`` requires."""
+    required = mesh.constraints() if mesh else ()
+    return parse_all((*constraints, *required))
+
+
+def cases_on(tier: Tier | str | None, cases: Sequence[Case] = CASES) -> tuple[Case, ...]:
+    """Those of ``cases`` on ``tier`` (``None``: both tiers), in order."""
+    wanted = tiers_of(tier)
+    return tuple(case for case in cases if case.tier in wanted)
+
+
+def check(
+    implementation: Implementation | Callable | str,
+    *,
+    tier: Tier | str | None = None,
+    profile: str | settings | None = None,
+    max_examples: int | None = None,
+    compare: str = "bits",
+    constraints: Iterable[str | Constraint] = (),
+    cases: Sequence[Case] | None = None,
+    before_call: Callable[[Update], None] | None = None,
+    mesh: MeshShape | str | None = None,
+    seed: int | None = None,
+) -> CheckResult:
+    """Check every property, on ``tier`` or both, against ``implementation``.
+
+    ``implementation`` is a callable ``f(new_kv_tokens, slice_indices, kv_cache_pages,
+    total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
+    ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else
+    ``dev``); ``max_examples`` overrides its budget. ``constraints`` (``"head_dim%128"``, ...)
+    restrict the shapes drawn to what the implementation's layout requires; ``thorough`` also
+    draws shapes beyond the pool (``properties._src.drawing.shapes``). ``cases`` narrows
+    what is checked to some of ``CASES`` (default: all of them); ``before_call`` sees each
+    update just before the implementation is called on it (``kvcache-check``'s supervisor uses
+    both). ``mesh`` (``"pages=2,heads=4"``) places every update on a device mesh of those axis
+    sizes and draws only shapes that split evenly over it; by default it adds ``MESH_CASES``
+    (``sharding-preserved``) to the cases. ``compare`` is ``"bits"`` (every bit, the default) or
+    ``"values"`` (any NaN equals any NaN, +0.0 equals -0.0). ``seed`` fixes a non-derandomised
+    profile's examples (a failure names its seed).
+    """
+    require_comparison(compare)
+    constraints = parse_all(constraints)
+    mesh_shape = as_mesh_shape(mesh)
+    chosen = as_implementation(implementation)
+    named = profiles.default_profile() if profile is None else profile
+    buckets = shape_space(
+        all_constraints(constraints, mesh_shape),
+        free=named in FREE_PROFILES,
+    )
+    device_mesh = mesh_shape.build() if mesh_shape else None
+    mesh_text = str(mesh_shape) if mesh_shape else None
+    budget = _settings(profile, max_examples)
+    results = []
+    for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
+        outcome = run(
+            chosen,
+            case,
+            budget,
+            buckets=buckets,
+            constraints=constraints,
+            compare=compare,
+            seed=seed,
+            before_call=before_call,
+            mesh=device_mesh,
+        )
+        text = (
+            render(
+                chosen.name,
+                outcome.failure,
+                diagnosis=outcome.diagnosis,
+                replay=outcome.replay,
+                compare=compare,
+                mesh=mesh_text,
+            )
+            if outcome.failure
+            else outcome.error and f"{outcome.error}\nreplay: {outcome.replay}"
+        )
+        results.append(
+            CaseResult(
+                property=case.name,
+                tier=case.tier.name.lower(),
+                status=outcome.status,
+                examples=outcome.examples,
+                seconds=round(outcome.seconds, 3),
+                counterexample=text,
+                diagnosis=outcome.diagnosis.codes,
+            )
+        )
+    return CheckResult(chosen.name, tuple(results))
+
+
+def heading(name: str, result: CaseResult | dict) -> str:
+    """The line above a case's counterexample: implementation, property, tier, status."""
+    r = result if isinstance(result, dict) else result.as_dict()
+    return f"=== {name}: {r['property']} ({r['tier']}) {r['status']} ==="
+
+
+def failure_text(result: CheckResult) -> str:
+    """Each case that did not pass, with its counterexample, for a person."""
+    return "\n\n".join(f"{heading(result.name, r)}\n{r.counterexample}" for r in result.not_passed)
+
+
+def assert_conforms(
+    implementation: Implementation | Callable | str,
+    *,
+    tier: Tier | str | None = None,
+    profile: str | settings | None = None,
+    max_examples: int | None = None,
+    compare: str = "bits",
+    constraints: Iterable[str | Constraint] = (),
+    mesh: MeshShape | str | None = None,
+    seed: int | None = None,
+) -> None:
+    """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
+    result = check(
+        implementation,
+        tier=tier,
+        profile=profile,
+        max_examples=max_examples,
+        compare=compare,
+        constraints=constraints,
+        mesh=mesh,
+        seed=seed,
+    )
+    if not result.passed:
+        raise AssertionError(
+            f"{len(result.not_passed)} of {len(result.results)} checks did not pass\n\n"
+            + failure_text(result)
+        )

@@ -1,0 +1,224 @@
+"""Run one case for one implementation, and keep what a report needs.
+
+The runner hands the case a judge (``steps.Judge``) that judges each call
+(``judging.judge_step``) into nothing, a hard finding or a soft one:
+
+* hard: the result is wrong by value, its shape or dtype is, or the implementation's own
+  code raised. Hypothesis stops at the first and shrinks it.
+* soft: the only differences are NaN payloads or signed zeros (compared by bits), or JAX's
+  TPU interpreter itself faulted and, re-run with race detection off, the result is right.
+  The search goes on past these, so that they never hide a hard finding. If none turns up,
+  the search runs again with the soft finding made hard, so that Hypothesis shrinks it; when
+  every soft finding is an interpreter fault (JAX's, and the slowest to shrink: each step runs
+  the interpreter twice), the smallest example seen is shown as drawn instead.
+
+A property case's example is one call; a sequence case's is several, each judged in order
+(a finding names the steps before it). A failure no call was judged for (a metamorphic
+relation between results) is found again among the last examples observed by having the case
+replay them against the oracle.
+
+The verdict is "failed" for a wrong result or a raise from the implementation; "error" for
+an interpreter fault alone, or when Hypothesis stopped without a counterexample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import seed as hypothesis_seed
+from hypothesis import settings
+from hypothesis.errors import UnsatisfiedAssumption
+from hypothesis.reporting import with_reporter
+from jax.sharding import Mesh
+
+from oracle.contract import Update
+from oracle.reference import reference_update
+from properties._src.calling.implementations import Implementation
+from properties._src.cases.catalog import Case
+from properties._src.cases.regressions import REGRESSIONS
+from properties._src.domain.constraints import Constraint
+from properties._src.drawing.shapes import Shapes
+from properties._src.judging.checks import Property
+from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
+from properties._src.judging.judge import judge, judged_call
+from properties._src.judging.steps import SOFT_CODES, Failure, Step, describe_error, watching_calls
+
+__all__ = ["SOFT_CODES", "Failure", "Outcome", "judge", "run"]
+
+KEPT_EXAMPLES = 16  # how far back to look for a failure no call was judged for
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict of one case, with the failure or error behind it."""
+
+    case: Case
+    status: str  # "passed", "failed" (with ``failure``) or "error" (with ``error`` or a fault)
+    examples: int
+    seconds: float
+    failure: Failure | None = None
+    error: str | None = None
+    diagnosis: Diagnosis = NONE
+    replay: str | None = None
+
+
+class _Search:
+    """One Hypothesis search: counts examples tried (not shrink steps), judges every call,
+    keeps the findings and the last examples seen."""
+
+    def __init__(self, implementation, case, compare, promote_soft: bool, mesh):
+        self.implementation, self.case, self.compare = implementation, case, compare
+        self.mesh, self.promote_soft = mesh, promote_soft
+        self.examples = 0
+        self.searching = True  # until the first raise: later examples are shrink steps
+        self.last_raised: Failure | None = None
+        self.soft: list[Failure] = []
+        self.recent: deque[Any] = deque(maxlen=KEPT_EXAMPLES)
+        self.names = {id(r.update): r.name for r in REGRESSIONS}
+
+    def observe(self, example: Any) -> None:
+        if self.searching:
+            self.examples += 1
+        self.recent.append(example)
+
+    def judge(self, step: Step, prop: Property | None, before: Sequence[Step] = ()) -> np.ndarray:
+        """Judge one call: a soft finding is kept (unless promoted), a hard one raised. The
+        result a sequence goes on with is the call's (the one without race detection after an
+        interpreter fault; the oracle's where the interpreter faulted either way)."""
+        actual, failure = judged_call(self.implementation, prop, step, self.compare, self.mesh)
+        if failure is None and actual is not None:  # a call without a finding has a result
+            return actual
+        assert failure is not None
+        failure = dataclasses.replace(
+            failure, example=self.names.get(id(step.update)), before=tuple(before)
+        )
+        if failure.soft and not self.promote_soft:
+            self.soft.append(failure)
+            if actual is None:  # the interpreter faulted either way: go on from the oracle's
+                actual = reference_update(*step.update.arrays(), page_size=step.update.page_size)
+            return actual
+        self.searching = False
+        self.last_raised = failure
+        raise AssertionError(failure.message)
+
+    def watch_failures(self, test) -> None:
+        """Stop counting at the first example that fails without a judged call (a relation
+        between results): Hypothesis's examples after it are shrink steps. Through the
+        ``inner_test`` hook Hypothesis keeps for wrapping each example; a test made of several
+        searches (one per shape) fails only through ``judge``, which stops the count itself."""
+        handle = getattr(test, "hypothesis", None)
+        if handle is None:
+            return
+        inner = handle.inner_test
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return inner(*args, **kwargs)
+            except UnsatisfiedAssumption:
+                raise
+            except Exception:
+                self.searching = False
+                raise
+
+        handle.inner_test = counted
+
+    def run(self, test) -> BaseException | None:
+        try:
+            with with_reporter(lambda _: None):  # the report renders the counterexample itself
+                test()
+        except Exception as error:
+            self.searching = False
+            return error
+        return None
+
+    def reproduced(self) -> Failure | None:
+        """A failure no call was judged for, found by replaying the last examples seen."""
+        return next(
+            (
+                f
+                for e in reversed(self.recent)
+                if (f := self.case.reproduce(self.implementation, e, self.mesh, self.compare))
+            ),
+            None,
+        )
+
+
+def _replay(settings_: settings, seed: int | None) -> str:
+    if settings_.derandomize:
+        return "derandomised: the same profile draws the same examples on every run"
+    return f"seed {seed}: replay with --seed {seed} (check(..., seed={seed}))"
+
+
+def run(
+    implementation: Implementation,
+    case: Case,
+    settings_: settings,
+    *,
+    explicit_examples: bool = True,
+    buckets: Shapes | None = None,
+    constraints: tuple[Constraint, ...] = (),
+    compare: str = "bits",
+    seed: int | None = None,
+    before_call: Callable[[Update], None] | None = None,
+    mesh: Mesh | None = None,
+) -> Outcome:
+    """Check ``case``: "failed" with a shrunk counterexample, "error" for an interpreter
+    fault or when Hypothesis stopped for another reason (a health check, a failure that does
+    not recur). ``before_call`` sees every update just before the implementation runs on it
+    (shrink steps included), so a supervisor knows which update a crash or a hang belongs to.
+    With a ``mesh``, every update is placed on it."""
+    if not settings_.derandomize and seed is None:
+        seed = random.getrandbits(32)
+    start = time.perf_counter()
+
+    def search(promote_soft: bool) -> tuple[_Search, BaseException | None]:
+        searching = _Search(implementation, case, compare, promote_soft, mesh)
+        test = case.build(
+            implementation,
+            explicit_examples=explicit_examples,
+            settings_=settings(settings_, report_multiple_bugs=False),
+            observe=searching.observe,
+            buckets=buckets,
+            constraints=constraints,
+            compare=compare,
+            mesh=mesh,
+            judge=searching.judge,
+        )
+        if seed is not None:
+            test = hypothesis_seed(seed)(test)
+        searching.watch_failures(test)
+        with watching_calls(before_call):
+            error = searching.run(test)
+            if isinstance(error, AssertionError) and searching.last_raised is None:
+                searching.last_raised = searching.reproduced()  # a relation failed
+        return searching, error
+
+    first, error = search(promote_soft=False)
+    failure, soft_seen = first.last_raised, first.soft
+    if error is None and soft_seen:  # only soft findings
+        smallest = min(soft_seen, key=lambda f: f.size)
+        if all(f.diagnosis.codes == (INTERPRETER_FAULT,) for f in soft_seen):
+            failure = smallest  # JAX's fault, not worth the interpreter's time to shrink
+        else:  # search again to shrink one
+            again, error = search(promote_soft=True)
+            failure = again.last_raised or smallest
+    seconds = time.perf_counter() - start
+    replay = _replay(settings_, seed)
+    if failure is None:
+        if error is None:
+            return Outcome(case, "passed", first.examples, seconds)
+        return Outcome(
+            case, "error", first.examples, seconds, error=describe_error(error), replay=replay
+        )
+    diagnosis = failure.diagnosis
+    for other in soft_seen:  # a hard finding keeps the soft ones seen on other examples
+        diagnosis += other.diagnosis.without(diagnosis.codes).elsewhere()
+    status = "error" if diagnosis.codes == (INTERPRETER_FAULT,) else "failed"
+    return Outcome(case, status, first.examples, seconds, failure, None, diagnosis, replay)

@@ -1,0 +1,1 @@
+"""Supervising children: each implementation checked in a process the parent watches and survives."""

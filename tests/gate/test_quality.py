@@ -1,0 +1,75 @@
+"""The quality gate: the ``ci`` profile, by search alone, rejects every deliberately broken
+implementation. Its other half, that the same profile accepts the project's own, is
+``tests/conformance/test_properties.py`` under CI (which runs it with the ``ci`` profile)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import Phase, settings
+
+from properties._src.calling.implementations import load
+from properties._src.calling.placement import MeshShape
+from properties._src.cases.catalog import all_cases
+from properties._src.drawing.shapes import shape_space
+from properties._src.running.api import all_constraints
+from properties._src.running.profiles import PROFILES
+from properties._src.running.runner import Outcome, run
+from properties.known_bad import KNOWN_BAD, MUTANTS, SHARDED
+
+# The ci budget and seed; a verdict needs no shrinking.
+GATE = settings(PROFILES["ci"], phases=(Phase.generate,))
+MESH = MeshShape(pages=2, heads=4)
+
+
+def outcomes(
+    spec: str, *, explicit_examples: bool, stop_at_failure: bool, mesh: MeshShape | None = None
+) -> list[Outcome]:
+    """Every (property, tier) for ``spec`` in turn, stopping at the first rejection if asked;
+    with a ``mesh``, every update on it and its cases too."""
+    implementation, found = load(spec), []
+    device_mesh = mesh.build() if mesh else None
+    buckets = shape_space(all_constraints((), mesh))
+    for case in all_cases(mesh is not None):
+        found.append(
+            run(
+                implementation,
+                case,
+                GATE,
+                explicit_examples=explicit_examples,
+                buckets=buckets,
+                mesh=device_mesh,
+            )
+        )
+        if stop_at_failure and found[-1].status != "passed":
+            break
+    return found
+
+
+@pytest.mark.parametrize("spec", KNOWN_BAD)
+def test_ci_profile_rejects_the_mutant_by_search(spec):
+    last = outcomes(spec, explicit_examples=False, stop_at_failure=True)[-1]
+    assert last.status == "failed", f"{spec} survived every property on both tiers"
+    assert last.failure is not None and last.failure.message
+
+
+@pytest.mark.parametrize("spec", SHARDED)
+def test_ci_profile_on_a_mesh_rejects_the_sharded_mutant_by_search(spec):
+    last = outcomes(spec, explicit_examples=False, stop_at_failure=True, mesh=MESH)[-1]
+    assert last.status == "failed", f"{spec} survived every property on {MESH}"
+    assert last.failure is not None and last.failure.message
+
+
+@pytest.mark.parametrize("spec", SHARDED)
+def test_the_sharded_mutants_match_the_oracle_on_one_device(spec):
+    """Only a mesh tells them apart, which is why they are not in KNOWN_BAD."""
+    budget = settings(GATE, max_examples=10)
+    for case in all_cases(False):
+        if case.name == "matches-oracle":
+            outcome = run(load(spec), case, budget, explicit_examples=False)
+            assert outcome.status == "passed", (case.id, outcome.failure)
+
+
+def test_mutants_are_many_and_distinct():
+    functions = [load(spec).function for spec in MUTANTS]
+    assert len(MUTANTS) >= 30
+    assert len({id(f) for f in functions}) == len(MUTANTS)

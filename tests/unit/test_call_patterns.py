@@ -1,0 +1,102 @@
+"""Calling as a serving engine calls: under ``jax.jit`` with the cache donated, and with
+shapes that change between calls in one process. A bug that shows only there is reported
+with the calling mode, and the step, that shows it."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import Phase, settings
+
+from oracle.contract import Tier
+from oracle.reference import reference_update
+from properties._src.calling.implementations import (
+    CALL_MODES,
+    EAGER,
+    JIT_DONATED,
+    call,
+    jitted,
+    load,
+)
+from properties._src.cases.catalog import CASES
+from properties._src.cases.regressions import REGRESSIONS
+from properties._src.cases.shape_changes import SHAPE_CHANGES
+from properties._src.domain.buckets import BUCKETS
+from properties._src.judging.checks import bits
+from properties._src.reporting.report import render
+from properties._src.running.profiles import PROFILES
+from properties._src.running.runner import run
+
+MUTANTS = "properties.known_bad.mutants"
+SEARCH = settings(PROFILES["ci"], max_examples=20, phases=(Phase.generate, Phase.shrink))
+FIND = settings(SEARCH, phases=(Phase.generate,))
+UPDATE = REGRESSIONS[1].update  # column 1 is padding holding a plausible slice
+
+
+def test_the_jitted_wrapper_donates_the_cache_and_is_made_once():
+    implementation = load("kvcache:kv_cache_update_jax")
+    assert jitted(implementation) is jitted(load("kvcache:kv_cache_update_jax"))
+    arrays = jax.device_put(UPDATE.arrays())
+    jitted(implementation)(*arrays, page_size=UPDATE.page_size).block_until_ready()
+    assert arrays[2].is_deleted()
+
+
+def test_an_unknown_calling_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown calling mode 'traced'"):
+        call(load("kvcache:kv_cache_update_jax"), UPDATE, "traced")
+
+
+def test_a_result_wrong_only_under_jit_is_reported_as_such():
+    mutant = load(f"{MUTANTS}:count_assumed_full_when_traced")
+    expected = reference_update(*UPDATE.arrays(), page_size=UPDATE.page_size)
+    assert np.array_equal(bits(call(mutant, UPDATE, EAGER)), bits(expected))
+    assert not np.array_equal(bits(call(mutant, UPDATE, JIT_DONATED)), bits(expected))
+    outcome = run(mutant, CASES[0], SEARCH, explicit_examples=False, buckets=BUCKETS[:3])
+    assert outcome.status == "failed"
+    assert outcome.failure.message.startswith("under jax.jit with a donated cache: cache rows")
+    snippet = render(mutant.name, outcome.failure).split("reproduce:\n", 1)[1]
+    assert "mode='jit-donated'" in snippet
+    with pytest.raises(AssertionError, match="differ from the oracle"):
+        exec(snippet, {})
+
+
+def test_a_count_read_on_host_fails_under_jit_and_passes_eagerly():
+    outcome = run(load(f"{MUTANTS}:count_read_on_host"), CASES[0], SEARCH, explicit_examples=False)
+    assert outcome.status == "failed"
+    assert re.match(
+        r"under jax.jit with a donated cache: the implementation raised \w*Concretization",
+        outcome.failure.message,
+    ), outcome.failure.message
+
+
+def test_every_property_case_calls_in_both_modes_under_ci():
+    seen = []
+    for case in CASES[:2]:
+        case.build(
+            load("kvcache:kv_cache_update_jax"), observe=seen.append, settings_=PROFILES["ci"]
+        )()
+    assert {step.mode for step in seen} == set(CALL_MODES)
+
+
+def test_state_kept_between_shapes_is_caught_and_replayed_in_order():
+    mutant = load(f"{MUTANTS}:page_table_keyed_by_page_size")
+    outcome = run(mutant, SHAPE_CHANGES[0], FIND, explicit_examples=False)
+    assert outcome.status == "failed"
+    failure = outcome.failure
+    step = int(re.match(r"step (\d) of 3, ", failure.message).group(1))
+    assert step > 1 and len(failure.before) == step - 1, failure.message
+    # The steps before have the same page size and another cache size.
+    assert {s.update.page_size for s in failure.before} == {failure.update.page_size}
+    rows = {s.update.kv_cache_pages.shape[0] for s in (*failure.before, failure)}
+    assert len(rows) == 2
+    snippet = render(mutant.name, failure).split("reproduce:\n", 1)[1]
+    assert snippet.count("call(implementation, Update(") == step - 1
+    with pytest.raises(AssertionError, match="differ from the oracle"):
+        exec(snippet, {})
+
+
+def test_shape_changes_cover_both_tiers():
+    assert {case.tier for case in SHAPE_CHANGES} == {Tier.GENERAL, Tier.SERVING}

@@ -1,0 +1,167 @@
+"""Each diagnosis, on a known-bad target that has that defect and no other."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import settings
+
+from kvcache import kv_cache_update_jax
+from properties._src.calling.implementations import Implementation, call, load
+from properties._src.cases.catalog import CASES
+from properties._src.cases.property_case import examples_per_shape
+from properties._src.cases.regressions import REGRESSIONS
+from properties._src.domain.buckets import BUCKETS
+from properties._src.judging.diagnosis import explain
+from properties._src.reporting.report import render
+from properties._src.running.api import check
+from properties._src.running.runner import judge, run
+from properties.known_bad.mutants import count_minus_one, quiet_nans
+
+CLAMPED, PADDING = (r.update for r in REGRESSIONS)
+MATCHES_ORACLE = CASES[0].prop
+QUICK = settings(max_examples=20, derandomize=True, database=None, deadline=None)
+
+
+def mutant(name: str) -> Implementation:
+    return load(f"properties.known_bad.mutants:{name}")
+
+
+def with_signalling_nan(update, row: int):
+    cache = update.kv_cache_pages.copy()
+    cache.view(np.uint32)[row, 0, 0] = 0x7F800001  # a signalling NaN with payload 1
+    return dataclasses.replace(update, kv_cache_pages=cache)
+
+
+def test_padding_copied_names_the_rows_the_tokens_and_the_padding_column():
+    diagnosis = explain(PADDING, call(mutant("padding_in_last_block"), PADDING))
+    assert diagnosis.codes == ("padding-copied",)
+    assert "Rows 8-9 hold new tokens 1-2, the slice of padding column 1" in str(diagnosis)
+
+
+def test_a_clamped_window_is_a_shift_and_an_untouched_row():
+    diagnosis = explain(CLAMPED, call(load("properties.known_bad.lineage:seed_fallback"), CLAMPED))
+    assert diagnosis.codes == ("values", "untouched-row")
+    assert "Row 12 holds what row 13 should (shifted by 1 row), where no real column" in str(
+        diagnosis
+    )
+
+
+def test_a_row_written_one_page_late_is_untouched_row_and_values():
+    update = dataclasses.replace(PADDING, total_update_slices=np.array([1], np.int32))
+    diagnosis = explain(update, call(mutant("page_aligned_one_page_late"), update))
+    assert diagnosis.codes == ("values", "untouched-row")
+    assert "Row 0 holds its old value, where column 0 writes it." in str(diagnosis)
+
+
+def test_nan_payloads_alone_are_nan_payload_and_equal_by_value():
+    update = with_signalling_nan(PADDING, 5)
+    failure = judge(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, update)
+    assert failure is not None and failure.diagnosis.codes == ("nan-payload",)
+    assert judge(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, update, "values") is None
+
+
+def test_signed_zeros_alone_are_signed_zero():
+    update = dataclasses.replace(PADDING, kv_cache_pages=PADDING.kv_cache_pages.copy())
+    update.kv_cache_pages[3] = 0.0
+    actual = call(load("kvcache:kv_cache_update_jax"), update).copy()
+    actual[3] = -0.0
+    assert explain(update, actual).codes == ("signed-zero",)
+
+
+def test_a_nan_difference_never_hides_a_wrong_value():
+    def both(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+        return count_minus_one(
+            new_kv_tokens,
+            slice_indices,
+            quiet_nans(kv_cache_pages),
+            total_update_slices,
+            page_size=page_size,
+        )
+
+    update = with_signalling_nan(CLAMPED, 2)
+    failure = judge(Implementation("both", both), MATCHES_ORACLE, update)
+    assert failure.diagnosis.codes == ("nan-payload", "values")
+
+
+def test_a_nan_only_mutant_fails_by_bits_with_nan_payload_only_and_passes_by_values():
+    by_bits = run(mutant("nan_quieted_everywhere"), CASES[0], QUICK, explicit_examples=False)
+    assert by_bits.status == "failed" and by_bits.diagnosis.codes == ("nan-payload",)
+    assert by_bits.examples <= examples_per_shape(QUICK.max_examples, len(BUCKETS)) * len(BUCKETS)
+    by_values = run(
+        mutant("nan_quieted_everywhere"), CASES[0], QUICK, explicit_examples=False, compare="values"
+    )
+    assert by_values.status == "passed"
+
+
+def test_raised_and_shape_or_dtype():
+    def raises(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+        raise ValueError("refused")
+
+    failure = judge(Implementation("raises", raises), MATCHES_ORACLE, PADDING)
+    assert failure.diagnosis.codes == ("raised",)
+    assert f"ValueError: refused at {__file__}:" in str(failure.diagnosis)
+    half = dataclasses.replace(
+        PADDING,
+        new_kv_tokens=PADDING.new_kv_tokens.astype(np.float16),
+        kv_cache_pages=PADDING.kv_cache_pages.astype(np.float16),
+    )
+    promoted = judge(mutant("result_promoted"), MATCHES_ORACLE, half)
+    assert promoted.diagnosis.codes == ("shape-or-dtype",)
+
+
+def test_rows_that_differ_show_only_the_elements_that_differ():
+    update = dataclasses.replace(
+        PADDING,
+        kv_cache_pages=np.zeros((16, 2, 8), np.float32),
+        new_kv_tokens=np.ones((8, 2, 8), np.float32),
+    )
+    actual = call(load("kvcache:kv_cache_update_jax"), update).copy()
+    actual[0, 1, 6] = 7.0
+    failure = judge(Implementation("x", lambda *a, page_size: actual), MATCHES_ORACLE, update)
+    text = render("x", failure)
+    assert "row 0 (page 0 offset 0): 1 of 16 elements differ" in text
+    assert "    [1, 6]: 1. -> 7.\n" in text
+
+
+def test_a_failure_names_its_seed_and_the_seed_replays_it():
+    dev = settings(max_examples=10, database=None, deadline=None, derandomize=False)
+    first = check(mutant("count_ignored"), profile=dev, tier="serving", seed=1234)
+    again = check(mutant("count_ignored"), profile=dev, tier="serving", seed=1234)
+    [a, b] = (r.not_passed[0] for r in (first, again))
+    assert "seed 1234" in a.counterexample
+    assert a.counterexample == b.counterexample and a.examples == b.examples
+
+
+def test_soft_findings_from_other_examples_are_said_to_be_from_them():
+    """NaN payloads quieted on caches holding NaNs, the last column dropped on the others: the
+    shown counterexample holds no NaN, so its nan-payload finding is another example's."""
+
+    def nan_or_wrong(
+        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+    ):
+        has_nan = jnp.any(jnp.isnan(kv_cache_pages.astype(jnp.float32)))
+        indices = (slice_indices, jnp.copy(kv_cache_pages), total_update_slices)
+        wrong = count_minus_one(new_kv_tokens, *indices, page_size=page_size)
+        right = kv_cache_update_jax(
+            new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+        )
+        return jnp.where(has_nan, quiet_nans(right), wrong)
+
+    # Only floating caches hold NaNs: searched alone, they give both kinds of example early
+    # (whatever calling mode each example draws), and the search stops at the first wrong one.
+    floating = tuple(b for b in BUCKETS if b.dtype in ("float32", "bfloat16", "float16"))
+    outcome = run(
+        Implementation("nan_or_wrong", nan_or_wrong),
+        CASES[0],
+        settings(QUICK, max_examples=60),
+        explicit_examples=False,
+        buckets=floating,
+    )
+    assert outcome.status == "failed"
+    assert not np.isnan(outcome.failure.update.kv_cache_pages.astype(np.float32)).any()
+    assert set(outcome.diagnosis.codes) >= {"values", "nan-payload"}
+    for code, sentence in outcome.diagnosis.findings:
+        assert sentence.startswith("On another example") == (code == "nan-payload"), sentence
