@@ -27,10 +27,7 @@ from jax.sharding import Mesh
 
 from oracle.contract import Update
 from properties._src.calling import placement
-from properties._src.calling.interpreter_repairs import (
-    printed_as_warnings,
-    zero_extent_blocks_unpadded,
-)
+from properties._src.calling.interpreter_repairs import mended, printed_as_warnings
 from properties._src.calling.isolation import clean_slate
 
 INTERPRET_PARAMS = pltpu.InterpretParams(
@@ -137,12 +134,12 @@ def as_implementation(implementation: Implementation | Callable | str) -> Implem
 @contextlib.contextmanager
 def interpreting(*, detect_races: bool = True) -> Iterator[None]:
     """Run Pallas TPU kernels traced inside in the TPU interpreter, unless on a TPU, with
-    its crashes on zero-extent operands mended (``interpreter_repairs``)."""
+    the checks of JAX's that fail correct kernels mended (``interpreter_repairs``)."""
     if jax.default_backend() == "tpu":
         yield
         return
     params = dataclasses.replace(INTERPRET_PARAMS, detect_races=detect_races)
-    with pltpu.force_tpu_interpret_mode(params), zero_extent_blocks_unpadded():
+    with pltpu.force_tpu_interpret_mode(params), mended():
         yield
 
 

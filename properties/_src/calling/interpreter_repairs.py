@@ -1,15 +1,24 @@
 """Where JAX's TPU interpreter needs mending while the harness runs kernels in it.
 
-A crash that says nothing about the kernel:
+Three checks of JAX's interpreter (0.10.2 to 0.12) fail on kernels that do nothing wrong; each
+mend corrects that one check and leaves the rest of the interpreter as it is:
 
-Before any kernel code runs, the interpreter pads each operand to a whole number of its
-blocks (``pad_to_block_dimension`` in ``jax/_src/pallas/mosaic/interpret/utils.py``, JAX
-0.10.2 to 0.12) with ``((extent - 1) // block + 1) * block``. An operand passed whole (a
-``pl.ANY`` operand, whose block is the array) with a zero extent, such as a kernel's new tokens
-on an update with none, makes that a division by zero: ``ZeroDivisionError`` for every
-kernel, whatever it does, so no kernel could be checked on such shapes off a TPU. A
-zero-extent block pads nothing, so ``zero_extent_blocks_unpadded`` reads it as extent 1, which
-gives the unpadded shape the formula means. Nothing else of the interpreter is touched.
+- Before any kernel code runs, the interpreter pads each operand to a whole number of its
+  blocks (``pad_to_block_dimension`` in ``jax/_src/pallas/mosaic/interpret/utils.py``) with
+  ``((extent - 1) // block + 1) * block``. An operand passed whole (a ``pl.ANY`` operand, whose
+  block is the array) with a zero extent, such as a kernel's new tokens on an update with
+  none, makes that a division by zero for every kernel, whatever it does. A zero-extent block
+  pads nothing, so it is read as extent 1, which gives the unpadded shape the formula means.
+- ``clip_range_to_shape`` (same file) calls a range of no rows that starts at the end of a
+  buffer (``[T, T)`` of ``T`` rows: a zero-length column whose source is the token count)
+  "entirely out of bounds", so the interpreter reports an out-of-bounds read (or swap) of
+  nothing. Such an axis touches no element and is kept as it is; JAX clips every other axis.
+  A zero-length range starting past the end, or one of negative length, is still reported.
+- With race detection on, ``Semaphore.wait`` (``shared_memory.py``) asserts that the semaphore
+  carries a vector clock, which only a signal gives it; a zero-byte DMA's wait that is the
+  first on its semaphore trips the assert. JAX completes such a wait at once (the count is
+  already >= 0) and it has nothing to order, so it returns without learning a clock. Every
+  wait for bytes, and so every race between real bytes, is left to JAX.
 
 Findings it prints instead of raising: at kernel exit it checks that every semaphore is back at
 zero (a DMA started and never waited, say) and ``print``s what it finds, which lands in the
@@ -20,14 +29,26 @@ prints into ``InterpreterWarning``s naming the implementation.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from jax._src.pallas.mosaic.interpret import utils as interpreter_utils
 
-_PAD = getattr(interpreter_utils, "pad_to_block_dimension", None)
+def _interpreter_module(name: str) -> Any:
+    """The module ``name`` of JAX's TPU interpreter, or ``None`` in a JAX without it."""
+    try:
+        return importlib.import_module(f"jax._src.pallas.mosaic.interpret.{name}")
+    except ImportError:
+        return None
+
+
+_UTILS = _interpreter_module("utils")
+_PAD = getattr(_UTILS, "pad_to_block_dimension", None)
+_CLIP = getattr(_UTILS, "clip_range_to_shape", None)
+_SEMAPHORE = getattr(_interpreter_module("shared_memory"), "Semaphore", None)
+_WAIT = getattr(_SEMAPHORE, "wait", None)
 
 
 def _pad_to_block_dimension(
@@ -39,18 +60,58 @@ def _pad_to_block_dimension(
     return _PAD(value, block_shape, uninitialized_memory)  # type: ignore[misc]
 
 
+def _empty_at_the_end(axis_range: slice | int, extent: int) -> bool:
+    """Whether one axis of a range is a slice of no elements starting at the axis's end."""
+    return isinstance(axis_range, slice) and axis_range.start == axis_range.stop == extent
+
+
+def _clip_range_to_shape(
+    rnge: tuple[slice | int, ...], shape: tuple[int, ...]
+) -> tuple[slice | int, ...] | None:
+    """JAX's clipping of ``rnge`` to ``shape`` (``None``: entirely out of bounds), with each
+    axis that is empty at its end kept as it is rather than called out of bounds."""
+    at_end = [_empty_at_the_end(r, extent) for r, extent in zip(rnge, shape, strict=True)]
+    rest = _CLIP(  # type: ignore[misc]
+        tuple(r for r, end in zip(rnge, at_end, strict=True) if not end),
+        tuple(extent for extent, end in zip(shape, at_end, strict=True) if not end),
+    )
+    if rest is None:
+        return None
+    clipped = iter(rest)
+    return tuple(r if end else next(clipped) for r, end in zip(rnge, at_end, strict=True))
+
+
+def _wait(semaphore: Any, value: Any, global_core_id: Any, **options: Any) -> None:
+    """JAX's wait, but a zero-byte wait on a semaphore no signal has reached on this core
+    returns at once, with nothing to order, instead of asserting a clock it cannot have."""
+    if value == 0 and semaphore.detect_races and semaphore.clocks[int(global_core_id)] is None:
+        return
+    _WAIT(semaphore, value, global_core_id, **options)  # type: ignore[misc]
+
+
 @contextlib.contextmanager
-def zero_extent_blocks_unpadded() -> Iterator[None]:
-    """Run the body with the interpreter padding zero-extent blocks by nothing. A JAX without
-    ``pad_to_block_dimension`` is left as it is."""
-    if _PAD is None:
+def _replaced(owner: Any, name: str, original: Any, mend: Any) -> Iterator[None]:
+    """Run the body with ``owner.name`` set to ``mend``; a JAX without ``original`` (where
+    the check lives elsewhere) is left as it is."""
+    if original is None:
         yield
         return
-    interpreter_utils.pad_to_block_dimension = _pad_to_block_dimension
+    setattr(owner, name, mend)
     try:
         yield
     finally:
-        interpreter_utils.pad_to_block_dimension = _PAD
+        setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def mended() -> Iterator[None]:
+    """Run the body with the three checks above corrected in JAX's TPU interpreter."""
+    with (
+        _replaced(_UTILS, "pad_to_block_dimension", _PAD, _pad_to_block_dimension),
+        _replaced(_UTILS, "clip_range_to_shape", _CLIP, _clip_range_to_shape),
+        _replaced(_SEMAPHORE, "wait", _WAIT, _wait),
+    ):
+        yield
 
 
 class InterpreterWarning(UserWarning):

@@ -1,0 +1,123 @@
+"""JAX's TPU interpreter mended where it fails correct kernels (``interpreter_repairs``), and
+nothing else relaxed: each mend has a strict ``xfail`` test running JAX's own code, which fails
+the day JAX fixes it (then the mend can go), and a test that the kernel's real fault beside
+the mended check is still found (a race after the mended wait: ``test_races``)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from interpreted_kernels import BATCH_KERNEL, KERNEL, column_kernel, exact, with_columns
+from jax.experimental.pallas import tpu as pltpu
+
+from oracle.contract import Update
+from properties._src.calling.implementations import (
+    CALL_MODES,
+    INTERPRET_PARAMS,
+    Implementation,
+    call,
+)
+from properties._src.calling.isolation import clean_slate
+from properties._src.judging.attribution import attribute
+
+TOKENS = 8  # in every ``with_columns`` update; the cache has 16 rows
+FIRST_WAIT_ZERO_BYTES = with_columns([(0, 0, 0), (4, 1, 2)], 2)
+READS_NO_ROWS_AT_THE_END = with_columns([(4, 1, 2), (9, TOKENS, 0)], 2)
+WRITES_NO_ROWS_AT_THE_END = with_columns([(4, 1, 2), (16, 3, 0)], 2)
+
+
+class StillUnmended(Exception):
+    """JAX's own interpreter raised the fault a mend corrects."""
+
+
+def _run_unmended(kernel, update: Update, where: str, says: str) -> None:
+    """Run ``kernel`` on ``update`` in JAX's interpreter as JAX ships it, with the harness's
+    settings; ``StillUnmended`` if it raises from ``where`` saying ``says``."""
+    arrays = [jnp.asarray(array) for array in update.arrays()]
+    with clean_slate():
+        try:
+            with pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS):
+                jax.block_until_ready(kernel(*arrays, page_size=update.page_size))
+        except Exception as error:
+            fault = attribute(error)
+            if fault.frame and fault.frame.file.endswith(where) and says in str(fault):
+                raise StillUnmended(str(fault)) from error
+            raise
+
+
+def _fault(implementation: Implementation, update: Update):
+    """What the harness's call of ``implementation`` on ``update`` raised, as attributed."""
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - what matters is attribute()'s reading
+        call(implementation, update)
+    return attribute(raised.value)
+
+
+@pytest.mark.xfail(raises=ZeroDivisionError, strict=True, reason="JAX's interpreter unmended")
+def test_jax_still_divides_by_a_zero_extent_block():
+    """When JAX's interpreter runs this itself, the zero-extent mend can go. (Its own shape:
+    no program traced with the repair can be reused.)"""
+    update = Update(
+        np.zeros((0, 3, 128), np.float32),
+        np.zeros((3, 2), np.int32),
+        np.zeros((16, 3, 128), np.float32),
+        np.array([0], dtype=np.int32),
+        8,
+    )
+    with pltpu.force_tpu_interpret_mode(INTERPRET_PARAMS):
+        column_kernel(*(jnp.asarray(array) for array in update.arrays()), page_size=8)
+
+
+@pytest.mark.parametrize("mode", CALL_MODES)
+def test_a_kernel_runs_on_an_update_with_no_new_tokens(mode):
+    update = Update(
+        np.zeros((0, 2, 128), np.float32),
+        np.zeros((3, 2), np.int32),
+        np.arange(16 * 2 * 128, dtype=np.float32).reshape(16, 2, 128),
+        np.array([0], dtype=np.int32),
+        8,
+    )
+    assert exact(update, call(KERNEL, update, mode))
+
+
+@pytest.mark.xfail(raises=StillUnmended, strict=True, reason="JAX's interpreter unmended")
+def test_jax_still_asserts_on_a_first_wait_of_zero_bytes():
+    """When this passes, JAX's race detector waits for zero bytes itself: the wait mend can go."""
+    _run_unmended(column_kernel, FIRST_WAIT_ZERO_BYTES, "interpret/shared_memory.py", "Assertion")
+
+
+@pytest.mark.parametrize("mode", CALL_MODES)
+def test_a_first_wait_of_zero_bytes_runs_with_race_detection_on(mode):
+    assert exact(FIRST_WAIT_ZERO_BYTES, call(KERNEL, FIRST_WAIT_ZERO_BYTES, mode))
+
+
+@pytest.mark.xfail(raises=StillUnmended, strict=True, reason="JAX's interpreter unmended")
+def test_jax_still_calls_a_read_of_no_rows_at_the_end_out_of_bounds():
+    """When this passes, JAX's interpreter reads ``[T, T)`` itself: the clipping mend can go.
+    (A write of no rows at the end it already takes: it drops what falls outside quietly.)"""
+    update = READS_NO_ROWS_AT_THE_END
+    _run_unmended(BATCH_KERNEL.function, update, "interpret_pallas_call.py", "Out-of-bounds read")
+
+
+@pytest.mark.parametrize("mode", CALL_MODES)
+@pytest.mark.parametrize(
+    "update", [READS_NO_ROWS_AT_THE_END, WRITES_NO_ROWS_AT_THE_END], ids=["read", "write"]
+)
+def test_no_rows_at_the_end_of_a_buffer_are_read_and_written(update, mode):
+    assert exact(update, call(BATCH_KERNEL, update, mode))
+
+
+@pytest.mark.parametrize(
+    ("column", "says"),
+    [
+        ((9, TOKENS, 1), "Out-of-bounds read"),  # one row past the end of the tokens
+        ((9, TOKENS + 1, 0), "Out-of-bounds read"),  # no rows, but starting past the end
+        ((9, 3, -1), "Out-of-bounds read"),  # a negative length
+        ((16, 3, 1), "Out-of-bounds write"),  # one row past the end of the cache
+    ],
+)
+def test_a_range_out_of_bounds_beside_the_mend_is_still_the_kernels_fault(column, says):
+    fault = _fault(BATCH_KERNEL, with_columns([(4, 1, 2), column], 2))
+    assert says in fault.message, fault
+    assert not fault.interpreter_fault, fault
