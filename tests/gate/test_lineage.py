@@ -3,9 +3,8 @@ to a counterexample that shows it.
 
 A zero-length column is not one of them: the original kernel starts and waits on a DMA for it,
 and with race detection on JAX's TPU interpreter trips its own ``assert`` when that zero-byte
-wait is the first on the semaphore (``shared_memory.py``, ``Semaphore.wait``). With race
-detection off the kernel gives the oracle's bits; the harness reports it as an interpreter
-fault, never as the kernel's failure."""
+wait is the first on the semaphore (``shared_memory.py``, ``Semaphore.wait``); the harness
+mends that check (``interpreter_repairs``), and the kernel gives the oracle's bits."""
 
 from __future__ import annotations
 
