@@ -1,4 +1,5 @@
-"""``validate``: check an update against the general-tier contract before running it."""
+"""``validate``: check an update against the contract (the general tier, or the serving tier
+when asked) before running it."""
 
 from __future__ import annotations
 
@@ -13,10 +14,20 @@ def _shaped(array):
     return array if hasattr(array, "shape") and hasattr(array, "dtype") else np.asarray(array)
 
 
-def validate(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size: int):
+def validate(
+    new_kv_tokens,
+    slice_indices,
+    kv_cache_pages,
+    total_update_slices,
+    *,
+    page_size: int,
+    tier: Tier = Tier.GENERAL,
+):
     """Raise ``ContractViolation`` (a ``ValueError``) naming each broken rule and its column.
 
-    Accepts everything the general tier allows, including garbage in padding columns. Only
+    Accepts everything ``tier`` allows, including garbage in padding columns: by default the
+    general tier (an update with no real columns or no new tokens included); with
+    ``tier=Tier.SERVING`` also the rules serving runners keep (``oracle.contract``). Only
     the indices and the count are read on the host (the tokens and the cache are checked by
     shape and dtype), so they must be concrete: validate outside ``jax.jit``.
     """
@@ -34,5 +45,5 @@ def validate(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, 
             np.asarray(total_update_slices),
             page_size,
         ),
-        Tier.GENERAL,
+        tier,
     )

@@ -20,7 +20,8 @@ destinations pairwise disjoint. Columns >= n may hold any values and must be ign
 Anything these rules do not forbid is valid: a slice crossing a page boundary, repeated or
 unordered sources, zero-length slices.
 
-Serving tier, what serving runners produce (a subset): also ``len >= 1``, each slice inside
+Serving tier, what serving runners produce (a subset): also at least one real column and one
+new token (runners never call the update without requests), ``len >= 1``, each slice inside
 one page, and sources packed in column order from 0 (each start is the sum of the lengths
 before it).
 

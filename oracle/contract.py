@@ -244,6 +244,20 @@ def _destinations_disjoint(u: Update):
 # --- Serving tier: what serving runners produce -----------------------------------------
 
 
+@_rule(
+    "step-nonempty",
+    Tier.SERVING,
+    "a step has at least one real column and one new token: runners never call the update "
+    "without requests, and pad the slice table to min(2 * requests + tokens // page_size, "
+    "tokens) >= 1 columns",
+)
+def _step_nonempty(u: Update):
+    if u.total_update_slices.size == 1 and u.num_real_slices < 1:
+        yield "total_update_slices", f"{u.num_real_slices} real columns; a step has at least 1"
+    if u.new_kv_tokens.shape[0] < 1:
+        yield "new_kv_tokens", "no new tokens; a step has at least 1"
+
+
 @_rule("length-positive", Tier.SERVING, "every real column copies at least one row")
 def _length_positive(u: Update):
     for column, _, _, length in u.columns():

@@ -2,7 +2,8 @@
 
 Every rule up to the general tier has a strategy in ``properties._src.drawing.invalid`` that breaks it
 alone; the refusal must name that rule and no other, at the broken column or argument.
-Valid general-tier updates, garbage padding included, are never refused. ``update(...,
+Valid general-tier updates, garbage padding included, are never refused; asked for the
+serving tier, it refuses an update with no real column or no new tokens too. ``update(...,
 validate=True)`` refuses before donating the cache, so the caller's array stays usable.
 """
 
@@ -49,6 +50,42 @@ def test_each_violation_is_refused_naming_its_rule_and_place(rule):
 @given(updates(Tier.GENERAL))
 def test_valid_updates_are_never_refused(update):
     assert kvcache.validate(*_arguments(update), page_size=update.page_size) is None
+
+
+@given(updates(Tier.SERVING))
+def test_serving_updates_are_never_refused_for_the_serving_tier(update):
+    assert (
+        kvcache.validate(*_arguments(update), page_size=update.page_size, tier=Tier.SERVING) is None
+    )
+
+
+def _empty(tokens: int) -> Update:
+    """An update of ``tokens`` new tokens with no real column."""
+    return Update(
+        np.arange(tokens, dtype=np.float32).reshape(tokens, 1, 1),
+        np.zeros((3, 4), np.int32),
+        np.zeros((16, 1, 1), np.float32),
+        np.array([0], np.int32),
+        4,
+    )
+
+
+@pytest.mark.parametrize(
+    ("update", "places"),
+    [
+        (_empty(tokens=8), {"total_update_slices"}),
+        (_empty(tokens=0), {"total_update_slices", "new_kv_tokens"}),
+    ],
+    ids=["no-real-column", "no-new-tokens"],
+)
+def test_an_empty_update_is_refused_only_for_the_serving_tier(update, places):
+    """The general tier takes updates with no real column or no new tokens; serving runners
+    never make one (``step-nonempty``)."""
+    assert kvcache.validate(*_arguments(update), page_size=update.page_size) is None
+    with pytest.raises(ContractViolation) as refused:
+        kvcache.validate(*_arguments(update), page_size=update.page_size, tier=Tier.SERVING)
+    assert refused.value.rules == {"step-nonempty"}, str(refused.value)
+    assert {v.where for v in refused.value.violations} == places
 
 
 @given(updates(Tier.GENERAL))

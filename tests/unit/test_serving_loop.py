@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import Phase, settings
 
+from oracle.contract import Tier, violations
 from properties._src.calling.implementations import load
 from properties._src.cases.serving_loop import SERVING_LOOP, rows_of
-from properties._src.domain.buckets import BUCKETS
+from properties._src.domain.buckets import BUCKETS, Bucket
 from properties._src.reporting.report import render
 from properties._src.running.profiles import PROFILES
 from properties._src.running.runner import run
@@ -31,6 +32,22 @@ def test_a_page_aligned_slice_one_page_late_is_caught_at_its_step():
     assert len(failure.before) == int(step.group(1)) - 1
     with pytest.raises(AssertionError, match="differ from the oracle"):
         exec(render(spec, failure).split("reproduce:\n", 1)[1], {})
+
+
+def test_every_step_is_a_serving_step_even_when_the_first_shape_holds_none():
+    """The loop runs on the first shape that holds a serving step, and runs a step only when
+    it schedules a token: every step obeys the serving tier (``step-nonempty`` included)."""
+    no_tokens = next(b for b in BUCKETS if b.num_tokens == 0)
+    runs: list[list] = []
+    SERVING_LOOP.build(
+        load("kvcache:kv_cache_update_jax"),
+        observe=runs.append,
+        buckets=(no_tokens, BUCKETS[0]),
+        settings_=FIND,
+    )()
+    steps = [step for run in runs for step in run]
+    assert steps and {Bucket.of(step.update) for step in steps} == {BUCKETS[0]}
+    assert [str(v) for step in steps for v in violations(step.update, Tier.SERVING)] == []
 
 
 @pytest.mark.parametrize("bucket", BUCKETS, ids=lambda b: f"{b.dtype}-page{b.page_size}")

@@ -17,7 +17,7 @@ from properties._src.calling.implementations import as_implementation
 from properties._src.cases.catalog import CASES, bits
 from properties._src.domain.buckets import BUCKETS, DTYPES, EDGE_CLASSES, POOL_DTYPES, Bucket
 from properties._src.domain.constraints import fitting, parse_all, within_memory
-from properties._src.drawing.shapes import any_bucket, as_strategy, shape_space
+from properties._src.drawing.shapes import any_bucket, as_strategy, for_tier, shape_space
 from properties._src.drawing.strategies import special_values, updates
 from properties._src.running.profiles import PROFILES
 
@@ -39,7 +39,16 @@ def test_general_draws_obey_every_general_rule(update):
 @settings(max_examples=100, deadline=None)
 @given(updates(Tier.SERVING))
 def test_serving_draws_obey_every_serving_rule(update):
+    """A real column and a new token in every one (``step-nonempty``), though the pool holds
+    shapes with no tokens and with no columns."""
     assert violations(update, Tier.SERVING) == []
+
+
+def test_a_pool_with_no_shape_for_a_serving_step_is_refused_for_the_serving_tier():
+    empty = tuple(b for b in BUCKETS if not (b.num_tokens and b.num_slices))
+    assert len(empty) == 2 and for_tier(empty, Tier.GENERAL) == empty
+    with pytest.raises(ValueError, match="no serving step fits"):
+        for_tier(empty, Tier.SERVING)
 
 
 def _spans(update: Update):
@@ -105,8 +114,8 @@ FEATURES = {
         Tier.GENERAL,
         _repeats_past_the_tokens,
     ),
-    "no real columns": (Tier.SERVING, lambda u: u.num_real_slices == 0),
-    "no columns at all": (Tier.SERVING, lambda u: u.slice_indices.shape[1] == 0),
+    "no real columns": (Tier.GENERAL, lambda u: u.num_real_slices == 0),
+    "no columns at all": (Tier.GENERAL, lambda u: u.slice_indices.shape[1] == 0),
     "every column real": (Tier.SERVING, lambda u: u.num_real_slices == u.slice_indices.shape[1]),
     "every column real, over 8 of them": (
         Tier.GENERAL,

@@ -27,7 +27,7 @@ from properties._src.calling.implementations import CALL_MODES, Implementation
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.domain.buckets import Bucket
 from properties._src.domain.constraints import Constraint, admitted
-from properties._src.drawing.shapes import Shapes, affordable, shape_space
+from properties._src.drawing.shapes import Shapes, affordable, for_tier, shape_space
 from properties._src.drawing.strategies import updates
 from properties._src.judging.checks import Property
 from properties._src.judging.judge import replay
@@ -90,7 +90,7 @@ class PropertyCase:
                 observe(step)
             judged(step, self.prop, ())
 
-        shapes = shape_space() if buckets is None else buckets
+        shapes = for_tier(shape_space() if buckets is None else buckets, self.tier)
         if not isinstance(shapes, tuple):  # shapes drawn freely: one search over them all
             return self._search(test, shapes, settings_, explicit_examples, constraints, mesh)
         base = settings_ or settings()

@@ -7,10 +7,10 @@ step the implementation's cache must equal the oracle's bit for bit, and every l
 pages must hold exactly the tokens it wrote, so a step that touches another request's rows
 fails at once. Freed pages go to the front of the free list, so the next request reuses them.
 
-The static shape of every step is the first allowed bucket's (pages, page size, token rows,
-columns, rows, dtype, count shape), so the loop honours the shape constraints and every step
-reuses one compiled program per calling mode; the scheduler takes no more tokens than the
-columns left can hold. Token ids are written as bit patterns, so every dtype holds them.
+The static shape of every step is the first allowed bucket that holds a serving step (pages,
+page size, token rows, columns, rows, dtype, count shape), so the loop honours the shape
+constraints and every step reuses one compiled program per calling mode; the scheduler takes
+no more tokens than the columns left can hold, and runs a step only when it schedules one. Token ids are written as bit patterns, so every dtype holds them.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from properties._src.calling.implementations import Implementation
 from properties._src.cases.sequence_case import SequenceCase, budget, pool
 from properties._src.domain.buckets import Bucket
 from properties._src.domain.constraints import Constraint
-from properties._src.drawing.shapes import Shapes
+from properties._src.drawing.shapes import Shapes, for_tier
 from properties._src.judging.checks import MATCHES_ORACLE, bits
 from properties._src.judging.steps import MODES, Judge, Step, strict
 
@@ -121,10 +121,12 @@ class ServingLoop(RuleBasedStateMachine):
         self.live[request_id] = Request(prompt, max_tokens)
         return request_id
 
-    @precondition(lambda self: self.live)
+    @precondition(lambda self: self._schedulable())
     @rule(data=st.data(), mode=MODES)
     def step(self, data: st.DataObject, mode: str) -> None:
-        """Schedule up to a drawn budget of tokens, run one update, compare with the oracle."""
+        """Schedule up to a drawn budget of tokens, run one update, compare with the oracle.
+        Only when a request can take a token: a runner never runs a step with nothing
+        scheduled, so every step has a real column and a new token (``step-nonempty``)."""
         budget = data.draw(st.integers(1, self.bucket.num_tokens), label="budget")
         order = sorted(self.live.items(), key=lambda item: item[1].computed < item[1].prompt)
         scheduled, columns_left = [], self.bucket.num_slices
@@ -161,6 +163,10 @@ class ServingLoop(RuleBasedStateMachine):
                 f"{self.steps[-1]}: request {request_id}: positions {wrong.tolist()} "
                 f"(cache rows {rows[wrong].tolist()}) do not hold its tokens"
             )
+
+    def _schedulable(self) -> bool:
+        """Whether some live request wants a token and has room for it."""
+        return any(r.wants() and self._room(r) for r in self.live.values())
 
     def _room(self, request: Request) -> int:
         """How many more tokens its pages, plus the free pages it may still take, can hold."""
@@ -217,7 +223,7 @@ class ServingLoopCase(SequenceCase):
             (ServingLoop,),
             {
                 "judge": staticmethod(judge or strict(implementation, compare, mesh)),
-                "bucket": pool(buckets, constraints)[0],
+                "bucket": for_tier(pool(buckets, constraints), self.tier)[0],
                 "observe": staticmethod(observe) if observe else None,
             },
         )

@@ -23,7 +23,7 @@ from properties._src.calling.implementations import Implementation
 from properties._src.cases.sequence_case import SequenceCase, budget, pool
 from properties._src.domain.buckets import Bucket
 from properties._src.domain.constraints import Constraint
-from properties._src.drawing.shapes import Shapes, affordable
+from properties._src.drawing.shapes import Shapes, affordable, for_tier
 from properties._src.drawing.strategies import updates
 from properties._src.judging.checks import BOTH_TIERS, MATCHES_ORACLE
 from properties._src.judging.steps import MODES, Judge, Step, strict
@@ -60,7 +60,7 @@ class ShapeChanges(SequenceCase):
         del explicit_examples  # none: the sequences are drawn
 
         judged = judge or strict(implementation, compare, mesh)
-        shapes = st.sampled_from(smallest(pool(buckets, constraints))).filter(
+        shapes = st.sampled_from(smallest(for_tier(pool(buckets, constraints), self.tier))).filter(
             lambda bucket: affordable(implementation, bucket.num_slices)
         )
 

@@ -10,10 +10,12 @@ free shapes are drawn as multiples of each divisor.
 from __future__ import annotations
 
 import math
+from typing import overload
 
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from oracle.contract import Tier
 from properties._src.calling.implementations import Implementation, seen_interpreted
 from properties._src.domain.buckets import (
     BUCKETS,
@@ -97,6 +99,36 @@ def shape_space(
     if not free:
         return fitting(pool, constraints)
     return st.one_of(as_strategy(fitting(pool, constraints)), any_bucket(constraints))
+
+
+def holds_a_serving_step(bucket: Bucket) -> bool:
+    """Whether an update of ``bucket``'s shape can be a serving step: one with a real column
+    and a new token (the contract's ``step-nonempty``)."""
+    return bucket.num_tokens >= 1 and bucket.num_slices >= 1
+
+
+@overload
+def for_tier(shapes: tuple[Bucket, ...], tier: Tier) -> tuple[Bucket, ...]: ...
+
+
+@overload
+def for_tier(shapes: st.SearchStrategy[Bucket], tier: Tier) -> st.SearchStrategy[Bucket]: ...
+
+
+def for_tier(shapes: Shapes, tier: Tier) -> Shapes:
+    """The shapes of ``shapes`` that hold an update of ``tier``: every one for the general
+    tier, those that ``holds_a_serving_step`` for the serving tier. A pool left with none is
+    refused (``ValueError``): no serving step could be drawn from it."""
+    if tier < Tier.SERVING:
+        return shapes
+    if not isinstance(shapes, tuple):
+        return shapes.filter(holds_a_serving_step)
+    kept = tuple(bucket for bucket in shapes if holds_a_serving_step(bucket))
+    if not kept:
+        raise ValueError(
+            f"no serving step fits these shapes (none has a token and a column): {shapes}"
+        )
+    return kept
 
 
 def as_strategy(shapes: Shapes) -> st.SearchStrategy[Bucket]:

@@ -22,7 +22,13 @@ from kvcache._arguments import cdiv
 from kvcache.slot_mapping import request_slices
 from oracle.contract import Tier, Update
 from properties._src.domain.buckets import Bucket
-from properties._src.drawing.shapes import ROW_COUNTS_PAST, Shapes, as_strategy, shape_space
+from properties._src.drawing.shapes import (
+    ROW_COUNTS_PAST,
+    Shapes,
+    as_strategy,
+    for_tier,
+    shape_space,
+)
 
 INT32_RANGE = (-(2**31), 2**31 - 1)
 HYPOTHESIS_CHOICES = 96  # per layout; the rest come from a generator Hypothesis seeds
@@ -79,7 +85,8 @@ def _page(choose: Choices, num_pages: int, page_size: int, taken: set[int]) -> i
 
 
 def serving_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int]]:
-    """Columns for a batch of requests, each writing to pages no other request holds.
+    """Columns for a batch of requests, each writing to pages no other request holds: at
+    least one request whenever the shape has a token and a column (a serving step has one).
 
     A request's tokens start at an offset into its first page and run through whole pages,
     as a runner's slot mapping lays them out. When ``fill`` is chosen, requests keep coming
@@ -88,7 +95,9 @@ def serving_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int
     ps, taken = bucket.page_size, set[int]()
     fill = choose.boolean()
     tokens_left, columns = bucket.num_tokens, list[tuple[int, int, int]]()
-    for _ in range(bucket.num_slices if fill else choose.integer(0, bucket.num_slices)):
+    slices = bucket.num_slices
+    requests = slices if fill else choose.integer(min(1, slices), slices)
+    for _ in range(requests):
         slices_left = bucket.num_slices - len(columns)
         if not (tokens_left and slices_left and len(taken) < bucket.num_pages):
             break
@@ -237,9 +246,10 @@ def updates(draw, tier: Tier = Tier.GENERAL, buckets: Shapes | None = None) -> U
     """A whole update valid for ``tier``, with garbage in its padding columns.
 
     ``buckets`` is a pool of shapes or a strategy drawing them; by default, the shapes the
-    loaded Hypothesis profile calls for (``shapes.shape_space``).
+    loaded Hypothesis profile calls for (``shapes.shape_space``). The serving tier draws only
+    the shapes that hold a serving step (``shapes.for_tier``).
     """
-    bucket = draw(as_strategy(shape_space() if buckets is None else buckets))
+    bucket = draw(as_strategy(for_tier(shape_space() if buckets is None else buckets, tier)))
     slice_indices, n = draw(slice_indices_for(bucket, tier))
     dtype = bucket.numpy_dtype
     return Update(
