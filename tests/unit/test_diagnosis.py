@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import settings
 
 from kvcache import kv_cache_update_jax
-from properties._src.calling.implementations import Implementation, call, load
+from properties._src.calling.implementations import CALL_MODES, Implementation, call, load
 from properties._src.cases.catalog import CASES
 from properties._src.cases.property_case import examples_per_shape
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.domain.buckets import BUCKETS
+from properties._src.judging.attribution import JAX_SOURCE
 from properties._src.judging.diagnosis import explain
+from properties._src.judging.judge import judge_step
+from properties._src.judging.steps import Step
 from properties._src.reporting.report import render
 from properties._src.running.api import check
 from properties._src.running.runner import judge, run
@@ -94,6 +100,35 @@ def test_a_nan_only_mutant_fails_by_bits_with_nan_payload_only_and_passes_by_val
         mutant("nan_quieted_everywhere"), CASES[0], QUICK, explicit_examples=False, compare="values"
     )
     assert by_values.status == "passed"
+
+
+def _last_slice_end(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """Indexes the last column's end, as a peer's ``slice_ends[-1]`` does: JAX raises on its
+    behalf when there are no columns."""
+    slice_ends = jnp.cumsum(slice_indices[2])
+    return kv_cache_pages.at[slice_ends[-1]].set(kv_cache_pages[0])
+
+
+@pytest.mark.parametrize("mode", CALL_MODES)
+def test_raised_names_the_implementations_own_line_then_jaxs(mode):
+    no_columns = dataclasses.replace(
+        PADDING,
+        slice_indices=np.zeros((3, 0), np.int32),
+        total_update_slices=np.array([0], np.int32),
+    )
+    implementation = Implementation("last_slice_end", _last_slice_end)
+    failure = judge_step(implementation, MATCHES_ORACLE, Step(no_columns, mode))
+    assert failure.diagnosis.codes == ("raised",)
+    source = inspect.getsource(_last_slice_end).splitlines()
+    own = _last_slice_end.__code__.co_firstlineno + next(
+        i for i, line in enumerate(source) if line.lstrip().startswith("return")
+    )
+    raised_in_jax = rf" \(raised in {re.escape(str(JAX_SOURCE))}/_src/numpy/\S+:\d+ in \w+\)"
+    assert re.search(
+        rf"at {re.escape(__file__)}:{own} in _last_slice_end{raised_in_jax}", str(failure.diagnosis)
+    ), failure.diagnosis
 
 
 def test_raised_and_shape_or_dtype():
