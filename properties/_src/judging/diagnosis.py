@@ -61,10 +61,6 @@ class Diagnosis:
         """The findings with none of ``codes``."""
         return Diagnosis(tuple(f for f in self.findings if f[0] not in codes))
 
-    def elsewhere(self) -> Diagnosis:
-        """The same findings, said of another example than the one shown."""
-        return Diagnosis(tuple((code, f"On another example: {s}") for code, s in self.findings))
-
     def __add__(self, other: Diagnosis) -> Diagnosis:
         return Diagnosis(self.findings + other.findings)
 

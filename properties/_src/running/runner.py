@@ -10,7 +10,9 @@ The runner hands the case a judge (``steps.Judge``) that judges each call
   The search goes on past these, so that they never hide a hard finding. If none turns up,
   the search runs again with the soft finding made hard, so that Hypothesis shrinks it; when
   every soft finding is an interpreter fault (JAX's, and the slowest to shrink: each step runs
-  the interpreter twice), the smallest example seen is shown as drawn instead.
+  the interpreter twice), the smallest example seen is shown as drawn instead. A hard finding
+  is reported with its own example's findings alone: soft ones seen on other examples come
+  with no example a person could check, so they are not reported.
 
 A property case's example is one call; a sequence case's is several, each judged in order
 (a finding names the steps before it). A failure no call was judged for (a metamorphic
@@ -217,8 +219,8 @@ def run(
         return Outcome(
             case, "error", first.examples, seconds, error=describe_error(error), replay=replay
         )
+    # Only the shown example's findings: each comes with its example and snippet. A soft
+    # finding seen on another example is not carried over (nobody could check it there).
     diagnosis = failure.diagnosis
-    for other in soft_seen:  # a hard finding keeps the soft ones seen on other examples
-        diagnosis += other.diagnosis.without(diagnosis.codes).elsewhere()
     status = "error" if diagnosis.codes == (INTERPRETER_FAULT,) else "failed"
     return Outcome(case, status, first.examples, seconds, failure, None, diagnosis, replay)
