@@ -55,7 +55,8 @@ class Failure:
 
     ``before`` holds the calls made earlier in the same sequence, in order: replaying them
     first reproduces any state the implementation keeps. ``prop`` names the property the
-    failing call breaks."""
+    failing call breaks. ``detect_races`` says whether the TPU interpreter's race detector was
+    on for the failing call (off: the result seen on a re-run after JAX's own fault)."""
 
     update: Update
     actual: np.ndarray | None
@@ -65,6 +66,7 @@ class Failure:
     mode: str = EAGER
     before: tuple[Step, ...] = ()
     prop: str = MATCHES_ORACLE.name
+    detect_races: bool = True
 
     @property
     def size(self) -> int:

@@ -126,15 +126,18 @@ def _update_literal(update: Update) -> str:
 )"""
 
 
-def _mode_argument(mode: str) -> str:
-    return "" if mode == EAGER else f", mode={mode!r}"
+def _mode_argument(mode: str, detect_races: bool = True) -> str:
+    """``call``'s arguments after the update, for the calling mode and the race detector."""
+    races = "" if detect_races else ", detect_races=False"
+    return ("" if mode == EAGER else f", mode={mode!r}") + races
 
 
 def snippet(
     implementation: str, failure: Failure, mesh: str | None = None, compare: str = "bits"
 ) -> str:
     """A script that runs ``implementation`` on the failing update, called as it was (placed
-    on ``mesh``, if given, as ``"pages=P,heads=H"``), after the steps before it in its
+    on ``mesh``, if given, as ``"pages=P,heads=H"``; with the TPU interpreter's race detector
+    on or off, as when the finding was seen), after the steps before it in its
     sequence (the last few), and verifies the property it broke, comparing as ``compare``
     says."""
     on_mesh = f', mesh=MeshShape.parse("{mesh}").build()' if mesh else ""
@@ -160,7 +163,9 @@ def snippet(
             f"call(implementation, {_update_literal(step.update)}"
             f"{_mode_argument(step.mode)}{on_mesh})",
         ]
-    called = f"call(implementation, update{_mode_argument(failure.mode)}{on_mesh})"
+    called = (
+        f"call(implementation, update{_mode_argument(failure.mode, failure.detect_races)}{on_mesh})"
+    )
     lines += [
         f"update = {_update_literal(failure.update)}",
         f'prop = next(p for p in PROPERTIES + MESH_PROPERTIES if p.name == "{failure.prop}")',
