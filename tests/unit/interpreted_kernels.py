@@ -46,16 +46,19 @@ def _all_columns_at_once(indices_ref, count_ref, new_hbm, _aliased, cache_hbm, s
     column's copy."""
     page_size = scratch.shape[0] // indices_ref.shape[1]
 
-    def copies(column):
+    def copy(column, stage):
         dst, src, length = (indices_ref[row, column] for row in range(3))
         staged = scratch.at[pl.ds(column * page_size, length)]
-        gather = pltpu.make_async_copy(new_hbm.at[pl.ds(src, length)], staged, semaphore)
-        return gather, pltpu.make_async_copy(staged, cache_hbm.at[pl.ds(dst, length)], semaphore)
+        if stage == "gather":
+            return pltpu.make_async_copy(new_hbm.at[pl.ds(src, length)], staged, semaphore)
+        return pltpu.make_async_copy(staged, cache_hbm.at[pl.ds(dst, length)], semaphore)
 
-    for stage in (0, 1):
+    for stage in ("gather", "scatter"):
         for step in ("start", "wait"):
             for column in range(indices_ref.shape[1]):
-                pl.when(column < count_ref[0])(getattr(copies(column)[stage], step))
+                pl.when(column < count_ref[0])(
+                    lambda c=column, s=stage, t=step: getattr(copy(c, s), t)()
+                )
 
 
 def in_place(body, grid, scratch_shapes, new_kv_tokens, slice_indices, kv_cache_pages, count):
