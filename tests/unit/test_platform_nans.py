@@ -152,3 +152,16 @@ def test_platform_names_the_dtypes_whose_nans_a_plain_scatter_changes():
     platform = comparison.platform()
     assert platform["nan_payloads_quieted"] == quieted
     assert platform["jaxlib"] == jaxlib.__version__
+
+
+def test_the_header_says_what_bits_compares_by_value_and_why():
+    quieting = {"jaxlib": "0.10.2", "backend": "cpu", "nan_payloads_quieted": ["bfloat16"]}
+    assert comparison.platform_phrase(quieting, "bits") == (
+        "platform: jaxlib 0.10.2 on cpu, whose scatter quiets the NaN payloads of bfloat16: "
+        "their NaNs are compared by value"
+    )
+    assert comparison.platform_phrase(quieting, "values").endswith("NaN payloads of bfloat16")
+    exact = dict(quieting, nan_payloads_quieted=[])
+    assert comparison.platform_phrase(exact, "bits").endswith(
+        "whose scatter keeps every NaN payload"
+    )

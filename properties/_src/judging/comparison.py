@@ -60,6 +60,17 @@ def platform() -> dict:
     }
 
 
+def platform_phrase(platform: dict, compare: str) -> str:
+    """``platform()`` in words, for a header: what its scatter does to NaN payloads and,
+    under ``bits``, what is therefore compared by value."""
+    where = f"platform: jaxlib {platform['jaxlib']} on {platform['backend']}"
+    quieted = platform["nan_payloads_quieted"]
+    if not quieted:
+        return f"{where}, whose scatter keeps every NaN payload"
+    phrase = f"{where}, whose scatter quiets the NaN payloads of {', '.join(quieted)}"
+    return f"{phrase}: their NaNs are compared by value" if compare == "bits" else phrase
+
+
 def by_value(compare: str, dtype) -> tuple[str, ...]:
     """The differences of ``VALUE_EQUAL`` that ``compare`` lets pass in ``dtype``: both for
     values; for bits, NaN payloads where the backend quiets them, nothing elsewhere."""
