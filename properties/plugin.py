@@ -31,7 +31,7 @@ from properties._src.calling.implementations import Implementation, Implementati
 from properties._src.calling.placement import MeshShape, ensure_cpu_devices
 from properties._src.domain.buckets import BUCKETS
 from properties._src.domain.constraints import Constraint, fitting, parse_all
-from properties._src.judging.comparison import COMPARISONS
+from properties._src.judging.comparison import COMPARISONS, platform, platform_phrase
 
 FIXTURE = "kvcache_implementation"
 ENVIRONMENT = "KVCACHE_IMPL"
@@ -143,7 +143,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"kvcache implementations under test: {names or f'none (--kvcache-impl or {ENVIRONMENT})'}",
         f"kvcache constraints: {', '.join(map(str, constraints(config))) or 'none'}; "
-        f"compare: {compare(config)}",
+        f"compare: {compare(config)}; {platform_phrase(platform(), compare(config))}",
         f"jax {jax.__version__} on {jax.default_backend()} ({jax.device_count()} devices); "
         f"hypothesis profile {settings.get_current_profile_name()!r}"
         + (f"; mesh {mesh_shape(config)}" if mesh_shape(config) else ""),
