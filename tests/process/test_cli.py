@@ -13,6 +13,7 @@ from properties._src.calling.implementations import CALL_MODES, load
 from properties._src.cases.catalog import CASES, all_cases, bits
 from properties._src.cases.property_case import examples_per_shape
 from properties._src.cases.regressions import REGRESSIONS
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS
 from properties._src.drawing.strategies import special_values
 from properties._src.judging.steps import Failure
@@ -93,7 +94,7 @@ def test_a_result_of_the_wrong_dtype_is_reported_as_such():
     promotable = tuple(b for b in BUCKETS if not b.dtype.startswith("float8"))
     case = next(c for c in CASES if c.id == "shape-and-dtype-preserved-general")
     mutant = load("properties.known_bad.mutants:result_promoted")
-    outcome = run(mutant, case, PROFILES["ci"], buckets=promotable)
+    outcome = run(mutant, case, RunConfig(settings=PROFILES["ci"], buckets=promotable))
     assert outcome.status == "failed"
     text = render(mutant.name, outcome.failure, diagnosis=outcome.diagnosis)
     mode = r"(called eagerly|under jax.jit with a donated cache)"

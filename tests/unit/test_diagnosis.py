@@ -13,6 +13,7 @@ from properties._src.calling.implementations import Implementation, call, load
 from properties._src.cases.catalog import CASES
 from properties._src.cases.property_case import examples_per_shape
 from properties._src.cases.regressions import REGRESSIONS
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS
 from properties._src.judging.diagnosis import explain
 from properties._src.reporting.report import render
@@ -87,11 +88,17 @@ def test_a_nan_difference_never_hides_a_wrong_value():
 
 
 def test_a_nan_only_mutant_fails_by_bits_with_nan_payload_only_and_passes_by_values():
-    by_bits = run(mutant("nan_quieted_everywhere"), CASES[0], QUICK, explicit_examples=False)
+    by_bits = run(
+        mutant("nan_quieted_everywhere"),
+        CASES[0],
+        RunConfig(settings=QUICK, explicit_examples=False),
+    )
     assert by_bits.status == "failed" and by_bits.diagnosis.codes == ("nan-payload",)
     assert by_bits.examples <= examples_per_shape(QUICK.max_examples, len(BUCKETS)) * len(BUCKETS)
     by_values = run(
-        mutant("nan_quieted_everywhere"), CASES[0], QUICK, explicit_examples=False, compare="values"
+        mutant("nan_quieted_everywhere"),
+        CASES[0],
+        RunConfig(settings=QUICK, explicit_examples=False, compare="values"),
     )
     assert by_values.status == "passed"
 
@@ -156,9 +163,9 @@ def test_soft_findings_from_other_examples_are_said_to_be_from_them():
     outcome = run(
         Implementation("nan_or_wrong", nan_or_wrong),
         CASES[0],
-        settings(QUICK, max_examples=60),
-        explicit_examples=False,
-        buckets=floating,
+        RunConfig(
+            settings=settings(QUICK, max_examples=60), explicit_examples=False, buckets=floating
+        ),
     )
     assert outcome.status == "failed"
     assert not np.isnan(outcome.failure.update.kv_cache_pages.astype(np.float32)).any()

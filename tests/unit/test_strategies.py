@@ -15,6 +15,7 @@ from oracle.contract import Tier, Update, violations
 from oracle.reference import reference_update
 from properties._src.calling.implementations import as_implementation
 from properties._src.cases.catalog import CASES, bits
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, DTYPES, EDGE_CLASSES, POOL_DTYPES, Bucket
 from properties._src.domain.constraints import fitting, parse_all, within_memory
 from properties._src.drawing.shapes import any_bucket, as_strategy, shape_space
@@ -209,7 +210,9 @@ def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
     oracle = as_implementation(_oracle_in_jax)
     for case in CASES:
         seen: list = []  # a Step per example, or the list a sequence case fills as it goes
-        case.build(oracle, explicit_examples=False, observe=seen.append, settings_=PROFILES["ci"])()
+        case.build(
+            oracle, RunConfig(explicit_examples=False, observe=seen.append, settings=PROFILES["ci"])
+        )()
         for observed in seen:
             for step in observed if isinstance(observed, list) else [observed]:
                 u = step.update

@@ -30,18 +30,16 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from jax.sharding import Mesh
 
 from kvcache.slot_mapping import slot_mapping
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update
 from properties._src.calling.implementations import Implementation
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.cases.sequence_case import SequenceCase, budget, pool
 from properties._src.domain.buckets import Bucket
-from properties._src.domain.constraints import Constraint
-from properties._src.drawing.shapes import Shapes
 from properties._src.judging.checks import MATCHES_ORACLE, bits
-from properties._src.judging.steps import MODES, Judge, Step, strict
+from properties._src.judging.steps import MODES, Judge, Step
 
 PAGES_PER_REQUEST = 4  # the block table's width
 MAX_REQUESTS = 3
@@ -199,30 +197,19 @@ class ServingLoopCase(SequenceCase):
     """Runs of the serving loop; each run's steps are recorded for replay."""
 
     def build(
-        self,
-        implementation: Implementation,
-        *,
-        settings_=None,
-        explicit_examples: bool = True,
-        observe: Callable[[list[Step]], None] | None = None,
-        buckets: Shapes | None = None,
-        constraints: tuple[Constraint, ...] = (),
-        compare: str = "bits",
-        mesh: Mesh | None = None,
-        judge: Judge | None = None,
+        self, implementation: Implementation, config: RunConfig = PYTEST_RUN
     ) -> Callable[[], None]:
-        del explicit_examples  # none: the runs are drawn
         machine = type(
             "ServingLoop",
             (ServingLoop,),
             {
-                "judge": staticmethod(judge or strict(implementation, compare, mesh)),
-                "bucket": pool(buckets, constraints)[0],
-                "observe": staticmethod(observe) if observe else None,
+                "judge": staticmethod(config.judge_for(implementation)),
+                "bucket": pool(config)[0],
+                "observe": staticmethod(config.observe) if config.observe else None,
             },
         )
         # Each run is many steps: half the examples, STEPS_PER_RUN steps at most.
-        run_settings = budget(settings_, share=2)
+        run_settings = budget(config, share=2)
         run_settings = type(run_settings)(run_settings, stateful_step_count=STEPS_PER_RUN)
 
         def test() -> None:

@@ -12,6 +12,7 @@ from oracle.contract import Tier, Update
 from properties._src.calling.implementations import Implementation, as_implementation
 from properties._src.calling.placement import MeshShape, as_mesh_shape
 from properties._src.cases.catalog import CASES, Case, all_cases
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, Bucket
 from properties._src.domain.constraints import Constraint, fitting, parse_all
 from properties._src.drawing.shapes import FREE_PROFILES, shape_space
@@ -143,26 +144,19 @@ def check(
     mesh_shape = as_mesh_shape(mesh)
     chosen = as_implementation(implementation)
     named = profiles.default_profile() if profile is None else profile
-    buckets = shape_space(
-        all_constraints(constraints, mesh_shape),
-        free=named in FREE_PROFILES,
+    config = RunConfig(  # the one run every case shares; the mesh asks JAX for its devices
+        buckets=shape_space(all_constraints(constraints, mesh_shape), free=named in FREE_PROFILES),
+        constraints=constraints,
+        compare=compare,
+        mesh=mesh_shape.build() if mesh_shape else None,
+        settings=_settings(profile, max_examples),
+        seed=seed,
+        before_call=before_call,
     )
-    device_mesh = mesh_shape.build() if mesh_shape else None
     mesh_text = str(mesh_shape) if mesh_shape else None
-    budget = _settings(profile, max_examples)
     results = []
     for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
-        outcome = run(
-            chosen,
-            case,
-            budget,
-            buckets=buckets,
-            constraints=constraints,
-            compare=compare,
-            seed=seed,
-            before_call=before_call,
-            mesh=device_mesh,
-        )
+        outcome = run(chosen, case, config)
         text = (
             render(
                 chosen.name,
