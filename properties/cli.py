@@ -21,11 +21,11 @@ from typing import TextIO
 from properties._src.calling.implementations import BUILTIN, ImplementationError, load_all
 from properties._src.calling.placement import MeshShape
 from properties._src.cases.catalog import Case, all_cases
-from properties._src.domain.constraints import parse_all
+from properties._src.domain.constraints import in_force
 from properties._src.judging.comparison import COMPARISONS
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running import profiles
-from properties._src.running.api import STATUSES, TIERS, cases_on, fitting_buckets, heading
+from properties._src.running.api import STATUSES, TIERS, all_constraints, cases_on, heading
 from properties._src.supervising.supervisor import DEFAULT_TIMEOUT, supervise
 
 MEANINGS = {
@@ -167,7 +167,7 @@ def _check_options(args: argparse.Namespace) -> dict:
     return {
         "profile": args.profile,
         "max_examples": args.max_examples,
-        "constraints": tuple(str(c) for c in parse_all(args.constraint)),
+        "constraints": tuple(str(c) for c in in_force(args.constraint)),
         "compare": args.compare,
         "seed": args.seed,
         "mesh": args.mesh,
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = _check_options(args)
         mesh = MeshShape.parse(args.mesh) if args.mesh else None
-        fitting_buckets(options["constraints"], mesh)
+        all_constraints(options["constraints"], mesh)  # together they leave some shape?
         if mesh:
             mesh.build()  # enough devices? (asks for virtual CPU devices before JAX starts)
     except ValueError as error:

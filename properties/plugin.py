@@ -29,8 +29,7 @@ from hypothesis import settings
 
 from properties._src.calling.implementations import Implementation, ImplementationError, load_all
 from properties._src.calling.placement import MeshShape, ensure_cpu_devices
-from properties._src.domain.buckets import BUCKETS
-from properties._src.domain.constraints import Constraint, fitting, parse_all
+from properties._src.domain.constraints import Constraint, in_force
 from properties._src.judging.comparison import COMPARISONS
 
 FIXTURE = "kvcache_implementation"
@@ -96,8 +95,8 @@ def compare(config: pytest.Config) -> str:
 
 
 def constraints(config: pytest.Config) -> tuple[Constraint, ...]:
-    """The shape constraints in force (already checked to leave some shape)."""
-    return parse_all(config.getoption("--kvcache-constraint"))
+    """The shape constraints given (checked to leave some shape)."""
+    return in_force(config.getoption("--kvcache-constraint"))
 
 
 @pytest.fixture
@@ -131,7 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_IMPLEMENTATIONS] = load_all(specs(config))
         text = config.getoption("--kvcache-mesh")
         shape = config.stash[_MESH_SHAPE] = MeshShape.parse(text) if text else None
-        fitting(BUCKETS, constraints(config))
+        constraints(config)
     except (ImplementationError, ValueError) as error:
         raise pytest.UsageError(str(error)) from None
     if shape:

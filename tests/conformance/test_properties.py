@@ -18,13 +18,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_property(kvcache_implementation, kvcache_mesh, kvcache_check_options, case, pytestconfig):
-    constraints = kvcache_check_options["constraints"]
+    constraints = all_constraints(kvcache_check_options["constraints"], mesh_shape(pytestconfig))
     case.build(
         kvcache_implementation,
         RunConfig(
-            buckets=shape_space(
-                all_constraints(constraints, mesh_shape(pytestconfig)),
-            ),
+            buckets=shape_space(constraints),
             constraints=constraints,
             compare=kvcache_check_options["compare"],
             mesh=kvcache_mesh,

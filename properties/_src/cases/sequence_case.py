@@ -43,7 +43,8 @@ class SequenceCase:
 
 def pool(config: RunConfig) -> tuple[Bucket, ...]:
     """The shapes a sequence case draws from: the run's pool; given a strategy (a profile that
-    draws shapes freely) or nothing, the pool fitted to the run's constraints. A sequence runs
+    draws shapes freely) or nothing, the pool fitted to the run's constraints (a mesh's
+    included, so every shape splits over it). A sequence runs
     on few shapes, each compiled once per calling mode."""
     shapes = config.buckets
     return shapes if isinstance(shapes, tuple) else fitting(BUCKETS, config.constraints)

@@ -13,8 +13,7 @@ from properties._src.calling.implementations import Implementation, as_implement
 from properties._src.calling.placement import MeshShape, as_mesh_shape
 from properties._src.cases.catalog import CASES, Case, all_cases
 from properties._src.cases.run_config import RunConfig
-from properties._src.domain.buckets import BUCKETS, Bucket
-from properties._src.domain.constraints import Constraint, fitting, parse_all
+from properties._src.domain.constraints import Constraint, in_force
 from properties._src.drawing.shapes import FREE_PROFILES, shape_space
 from properties._src.judging.comparison import require_comparison
 from properties._src.reporting.report import render
@@ -86,22 +85,11 @@ def _settings(profile: str | settings | None, max_examples: int | None) -> setti
     return settings(base, max_examples=max_examples or base.max_examples, database=None)
 
 
-def fitting_buckets(
-    constraints: Iterable[str | Constraint],
-    mesh: MeshShape | None = None,
-    pool: tuple[Bucket, ...] = BUCKETS,
-) -> tuple[Bucket, ...]:
-    """``pool`` fitted to the constraints and to split evenly over ``mesh``; ``ValueError``
-    naming the constraints if no shape fits."""
-    return fitting(pool, all_constraints(constraints, mesh))
-
-
 def all_constraints(
     constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
 ) -> tuple[Constraint, ...]:
-    """The constraints given and those ``mesh`` requires."""
-    required = mesh.constraints() if mesh else ()
-    return parse_all((*constraints, *required))
+    """The constraints given and those ``mesh`` requires (``constraints.in_force``)."""
+    return in_force(constraints, mesh.constraints() if mesh else ())
 
 
 def cases_on(tier: Tier | str | None, cases: Sequence[Case] = CASES) -> tuple[Case, ...]:
@@ -140,12 +128,12 @@ def check(
     profile's examples (a failure names its seed).
     """
     require_comparison(compare)
-    constraints = parse_all(constraints)
     mesh_shape = as_mesh_shape(mesh)
+    constraints = all_constraints(constraints, mesh_shape)
     chosen = as_implementation(implementation)
     named = profiles.default_profile() if profile is None else profile
     config = RunConfig(  # the one run every case shares; the mesh asks JAX for its devices
-        buckets=shape_space(all_constraints(constraints, mesh_shape), free=named in FREE_PROFILES),
+        buckets=shape_space(constraints, free=named in FREE_PROFILES),
         constraints=constraints,
         compare=compare,
         mesh=mesh_shape.build() if mesh_shape else None,
