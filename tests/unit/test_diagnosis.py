@@ -16,9 +16,11 @@ from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS
 from properties._src.judging.diagnosis import explain
+from properties._src.judging.judge import judged_call
+from properties._src.judging.steps import Step
 from properties._src.reporting.report import render
 from properties._src.running.api import check
-from properties._src.running.runner import judge, run
+from properties._src.running.runner import run
 from properties.known_bad.mutants import count_minus_one, quiet_nans
 
 CLAMPED, PADDING = (r.update for r in REGRESSIONS)
@@ -28,6 +30,11 @@ QUICK = settings(max_examples=20, derandomize=True, database=None, deadline=None
 
 def mutant(name: str) -> Implementation:
     return load(f"properties.known_bad.mutants:{name}")
+
+
+def judge(implementation: Implementation, prop, update, compare: str = "bits"):
+    """The failure of ``update`` called eagerly, or None."""
+    return judged_call(implementation, prop, Step(update), compare)[1]
 
 
 def with_signalling_nan(update, row: int):

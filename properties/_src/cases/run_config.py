@@ -3,7 +3,7 @@ to ``Case.build`` and ``Case.reproduce`` (and to the runner) instead of a keywor
 
 The default, ``RunConfig()``, is a run under pytest: the loaded Hypothesis profile, the
 regression examples, the pool of shapes, comparison by bits, no mesh, and every finding
-raised at once (``steps.strict``).
+raised at once (``judge.strict``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from oracle.contract import Update
 from properties._src.calling.implementations import Implementation
 from properties._src.domain.constraints import Constraint
 from properties._src.drawing.shapes import Shapes
-from properties._src.judging.steps import Judge, strict
+from properties._src.judging.judge import strict
+from properties._src.judging.steps import Judge
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class RunConfig:
     * ``seed``: the seed of a non-derandomised search (the runner's; ``None``: drawn).
     * ``before_call``: sees every update just before the implementation runs on it.
     * ``observe``: sees each example (a ``Step``, or a sequence's list of them) before it runs.
-    * ``judge``: runs and judges each step (``None``: ``steps.strict``, raising on any finding).
+    * ``judge``: runs and judges each step (``None``: ``judge.strict``, raising on any finding).
     """
 
     settings: hypothesis.settings | None = None

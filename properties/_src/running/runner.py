@@ -1,7 +1,7 @@
 """Run one case for one implementation, and keep what a report needs.
 
 The runner hands the case a judge (``steps.Judge``) that judges each call
-(``judging.judge_step``) into nothing, a hard finding or a soft one:
+(``judge.judged_call``, the one entry) into nothing, a hard finding or a soft one:
 
 * hard: the result is wrong by value, its shape or dtype is, or the implementation's own
   code raised. Hypothesis stops at the first and shrinks it.
@@ -44,10 +44,10 @@ from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.judging.checks import Property
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
-from properties._src.judging.judge import judge, judged_call
+from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import SOFT_CODES, Failure, Step, describe_error, watching_calls
 
-__all__ = ["SOFT_CODES", "Failure", "Outcome", "RunConfig", "judge", "run"]
+__all__ = ["SOFT_CODES", "Failure", "Outcome", "RunConfig", "run"]
 
 KEPT_EXAMPLES = 16  # how far back to look for a failure no call was judged for
 
