@@ -23,9 +23,10 @@ from properties._src.calling.placement import MeshShape
 from properties._src.cases.catalog import Case, all_cases
 from properties._src.domain.constraints import in_force
 from properties._src.judging.comparison import COMPARISONS
+from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running import profiles
-from properties._src.running.api import STATUSES, TIERS, all_constraints, cases_on, heading
+from properties._src.running.api import STATUSES, TIERS, all_constraints, cases_on
 from properties._src.supervising.supervisor import DEFAULT_TIMEOUT, supervise
 
 MEANINGS = {
@@ -183,12 +184,9 @@ def _outputs(args: argparse.Namespace, constraints: tuple[str, ...]) -> list:
     ]
 
 
-def _case_line(name: str, result: dict) -> str:
+def _case_line(name: str, result: CaseResult) -> str:
     """A case as it finishes: implementation, property, tier, verdict, seconds."""
-    return (
-        f"{name}: {result['property']} ({result['tier']}) {result['status']} "
-        f"in {result['seconds']:.2f} s"
-    )
+    return f"{name}: {result.property} ({result.tier}) {result.status} in {result.seconds:.2f} s"
 
 
 class Progress:
@@ -209,7 +207,7 @@ class Progress:
         self.tried += 1
         self._draw(f"{name}: {case.id}, example {examples}")
 
-    def case_finished(self, name: str, result: dict) -> None:
+    def case_finished(self, name: str, result: CaseResult) -> None:
         self.results.add(name, result)
         self.finished += 1
         if not self.quiet:
@@ -233,19 +231,12 @@ class Progress:
             self.stream.flush()
 
 
-def _table(results: list[dict]) -> str:
+def _table(results: list[CheckResult]) -> str:
     header = ("implementation", "property", "tier", "examples", "verdict", "seconds")
     lines = [
-        (
-            impl["name"],
-            r["property"],
-            r["tier"],
-            str(r["examples"]),
-            r["status"],
-            f"{r['seconds']:.2f}",
-        )
+        (impl.name, r.property, r.tier, str(r.examples), r.status, f"{r.seconds:.2f}")
         for impl in results
-        for r in impl["results"]
+        for r in impl.results
     ]
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     numeric = {3, 5}
@@ -258,13 +249,13 @@ def _table(results: list[dict]) -> str:
     )
 
 
-def _report(implementations: list[dict], *, quiet: bool) -> list[dict]:
+def _report(implementations: list[CheckResult], *, quiet: bool) -> list[CaseResult]:
     """Print the table and each counterexample; return the results that did not pass."""
     print(_table(implementations))
-    bad = [(i["name"], r) for i in implementations for r in i["results"] if r["status"] != "passed"]
+    bad = [(i.name, r) for i in implementations for r in i.not_passed]
     for name, r in [] if quiet else bad:
-        print(f"\n{heading(name, r)}")
-        print(r["counterexample"])
+        print(f"\n{r.heading(name)}")
+        print(r.counterexample)
     return [r for _, r in bad]
 
 

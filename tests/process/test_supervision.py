@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from kvcache import kv_cache_update_jax
+from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running.api import STATUSES, cases_on
 from properties._src.supervising.supervisor import supervise
@@ -227,15 +228,8 @@ def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(timeout):
     assert exit_.value.code == 2
 
 
-def a_result(status: str, counterexample: str | None) -> dict:
-    return {
-        "property": "matches-oracle",
-        "tier": "serving",
-        "status": status,
-        "examples": 1,
-        "seconds": 0.5,
-        "counterexample": counterexample,
-    }
+def a_result(status: str, counterexample: str | None, diagnosis=()) -> CaseResult:
+    return CaseResult("matches-oracle", "serving", status, 1, 0.5, counterexample, diagnosis)
 
 
 def test_the_files_are_rewritten_whole_as_each_result_arrives(tmp_path):
@@ -253,9 +247,21 @@ def test_the_files_are_rewritten_whole_as_each_result_arrives(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["r.json", "r.xml"], "no temporary file is left"
 
 
-def test_a_result_keeps_fields_it_does_not_know(tmp_path):
+def test_a_result_crosses_the_process_boundary_as_itself_and_the_json_keeps_its_fields(tmp_path):
+    result = a_result("failed", "why", ("values", "untouched-row"))
+    assert CaseResult.from_dict(result.to_dict()) == result
+    check = CheckResult("a:b", (result, a_result("passed", None)))
+    assert CheckResult.from_dict(json.loads(json.dumps(check.to_dict()))) == check
     report = tmp_path / "r.json"
     results = Results(["a:b"], [(report, json_text)])
-    results.add("a:b", {**a_result("failed", "why"), "diagnosis": "an off-by-one"})
+    results.add("a:b", result)
     [implementation] = json.loads(report.read_text())["implementations"]
-    assert implementation["results"][0]["diagnosis"] == "an off-by-one"
+    assert list(implementation["results"][0].items()) == [
+        ("property", "matches-oracle"),
+        ("tier", "serving"),
+        ("status", "failed"),
+        ("examples", 1),
+        ("seconds", 0.5),
+        ("counterexample", "why"),
+        ("diagnosis", ["values", "untouched-row"]),
+    ]

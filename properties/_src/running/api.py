@@ -4,7 +4,6 @@ that it conforms. ``kvcache-check`` and the pytest plugin are built on these."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
 
 from hypothesis import settings
 
@@ -17,54 +16,23 @@ from properties._src.domain.constraints import Constraint, in_force
 from properties._src.drawing.shapes import FREE_PROFILES, shape_space
 from properties._src.judging.comparison import require_comparison
 from properties._src.reporting.report import render
+from properties._src.reporting.results import STATUSES, CaseResult, CheckResult
 from properties._src.running import profiles
 from properties._src.running.runner import run
 
+__all__ = [
+    "STATUSES",
+    "TIERS",
+    "CaseResult",
+    "CheckResult",
+    "all_constraints",
+    "assert_conforms",
+    "cases_on",
+    "check",
+    "tiers_of",
+]
+
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
-# A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
-# implementation in a child process it watches, adds "crashed" (the process died) and
-# "timed-out" (one example ran past ``--timeout``).
-STATUSES = ("passed", "failed", "error", "crashed", "timed-out")
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """The verdict of one property on one tier; ``counterexample`` is the rendered failure
-    (or the error) for any status but ``passed``; ``diagnosis`` names what kind of failure it
-    is (``diagnosis.CODES``; empty when passed)."""
-
-    property: str
-    tier: str
-    status: str
-    examples: int
-    seconds: float
-    counterexample: str | None
-    diagnosis: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        data["diagnosis"] = list(self.diagnosis)
-        return data
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """Every case checked for one implementation."""
-
-    name: str
-    results: tuple[CaseResult, ...]
-
-    @property
-    def passed(self) -> bool:
-        return all(r.status == "passed" for r in self.results)
-
-    @property
-    def not_passed(self) -> tuple[CaseResult, ...]:
-        return tuple(r for r in self.results if r.status != "passed")
-
-    def as_dict(self) -> dict:
-        """What ``kvcache-check --json`` writes for this implementation."""
-        return {"name": self.name, "results": [r.as_dict() for r in self.results]}
 
 
 def tiers_of(tier: Tier | str | None) -> tuple[Tier, ...]:
@@ -171,17 +139,6 @@ def check(
     return CheckResult(chosen.name, tuple(results))
 
 
-def heading(name: str, result: CaseResult | dict) -> str:
-    """The line above a case's counterexample: implementation, property, tier, status."""
-    r = result if isinstance(result, dict) else result.as_dict()
-    return f"=== {name}: {r['property']} ({r['tier']}) {r['status']} ==="
-
-
-def failure_text(result: CheckResult) -> str:
-    """Each case that did not pass, with its counterexample, for a person."""
-    return "\n\n".join(f"{heading(result.name, r)}\n{r.counterexample}" for r in result.not_passed)
-
-
 def assert_conforms(
     implementation: Implementation | Callable | str,
     *,
@@ -207,5 +164,5 @@ def assert_conforms(
     if not result.passed:
         raise AssertionError(
             f"{len(result.not_passed)} of {len(result.results)} checks did not pass\n\n"
-            + failure_text(result)
+            + result.failure_text()
         )
