@@ -7,9 +7,9 @@ step the implementation's cache must equal the oracle's bit for bit, and every l
 pages must hold exactly the tokens it wrote, so a step that touches another request's rows
 fails at once. Freed pages go to the front of the free list, so the next request reuses them.
 
-The static shape of every step is the first allowed bucket's (pages, page size, token rows,
-columns, rows, dtype, count shape), so the loop honours the shape constraints and every step
-reuses one compiled program per calling mode; the scheduler takes no more tokens than the
+The static shape of every step is ``loop_shape``'s (pages, page size, token rows, columns,
+rows, dtype, count shape), so the loop honours the shape constraints and every step reuses one
+compiled program per calling mode; the scheduler takes no more tokens than the
 columns left can hold. Token ids are written as bit patterns, so every dtype holds them.
 """
 
@@ -192,6 +192,12 @@ class ServingLoop(RuleBasedStateMachine):
         return Update(tokens, slice_indices, self.cache, count, bucket.page_size)
 
 
+def loop_shape(config: RunConfig) -> Bucket:
+    """The serving loop's one static shape: ``buckets.SHRINK_TARGET`` fitted to the run's
+    constraints, the first of the run's pool (a pool given by hand: its first)."""
+    return pool(config)[0]
+
+
 @dataclass(frozen=True)
 class ServingLoopCase(SequenceCase):
     """Runs of the serving loop; each run's steps are recorded for replay."""
@@ -204,7 +210,7 @@ class ServingLoopCase(SequenceCase):
             (ServingLoop,),
             {
                 "judge": staticmethod(config.judge_for(implementation)),
-                "bucket": pool(config)[0],
+                "bucket": loop_shape(config),
                 "observe": staticmethod(config.observe) if config.observe else None,
             },
         )

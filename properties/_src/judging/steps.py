@@ -19,8 +19,8 @@ from jax.sharding import Mesh
 from oracle.contract import Update
 from properties._src.calling.implementations import (
     CALL_MODES,
+    CALLING_MODES,
     EAGER,
-    MODE_PHRASES,
     Implementation,
     call,
 )
@@ -44,7 +44,7 @@ class Step:
     label: str = ""  # e.g. "step 2 of 3, twice the pages: page_size 4, 32 cache rows"
 
     def __str__(self) -> str:
-        return ", ".join(filter(None, (self.label, MODE_PHRASES[self.mode])))
+        return ", ".join(filter(None, (self.label, CALLING_MODES[self.mode].phrase)))
 
 
 @dataclass(frozen=True)
