@@ -23,7 +23,7 @@ from oracle.contract import Update
 
 # Every dtype the harness draws: the ones a KV cache is stored in, and the others XLA
 # scatters bit-exactly on CPU and the TPU interpreter copies. Left out, with the reason
-# checked by hand, in the README: 64-bit types (need jax_enable_x64), complex types, and
+# checked by hand, in docs/shapes-and-dtypes.md: 64-bit types (need jax_enable_x64), complex types, and
 # sub-byte types.
 DTYPES: tuple[str, ...] = (
     "float32",
