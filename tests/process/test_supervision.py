@@ -50,12 +50,12 @@ def run_cli(tmp_path: Path, *arguments: str) -> tuple[int, dict, ET.Element]:
     return status, json.loads(report.read_text()), ET.parse(junit).getroot()
 
 
-def assert_got(result: dict, expected: tuple[str, list[str]]) -> None:
+def assert_got(result: CaseResult, expected: tuple[str, list[str]]) -> None:
     status, phrases = expected
-    assert result["status"] == status, result["counterexample"]
-    assert (result["counterexample"] is None) == (status == "passed")
+    assert result.status == status, result.counterexample
+    assert (result.counterexample is None) == (status == "passed")
     for phrase in phrases:
-        assert phrase in result["counterexample"], result["counterexample"]
+        assert phrase in (result.counterexample or ""), result.counterexample
 
 
 @pytest.mark.parametrize("spec", MISBEHAVING)
@@ -70,7 +70,7 @@ def test_each_misbehaving_implementation_alone_gets_a_report(spec, tmp_path, cap
         c.name for c in cases_on("serving")
     ], "every case is reported, the ones after a crash or a hang included"
     for result in implementation["results"]:
-        assert_got(result, expected)
+        assert_got(CaseResult.from_dict(result), expected)
     out = capsys.readouterr().out
     assert f"{spec}: {implementation['results'][-1]['property']} (serving) {expected[0]} in" in out
     assert junit.get("tests") == str(len(cases_on("serving")))
@@ -79,7 +79,7 @@ def test_each_misbehaving_implementation_alone_gets_a_report(spec, tmp_path, cap
 @pytest.mark.parametrize("spec", MISBEHAVING)
 def test_each_misbehaving_implementation_leaves_a_correct_one_beside_it_unaffected(spec):
     expected = EXPECTED[spec]
-    results: dict[str, list[dict]] = {}
+    results: dict[str, list[CaseResult]] = {}
 
     class Recorder:
         def case_started(self, name, case): ...
@@ -94,7 +94,7 @@ def test_each_misbehaving_implementation_leaves_a_correct_one_beside_it_unaffect
     supervise([spec, CORRECT], first, Recorder(), options=options, timeout=float(TIMEOUT), jobs=2)
     [result] = results[spec]
     assert_got(result, expected)
-    assert [r["status"] for r in results[CORRECT]] == ["passed"]
+    assert [r.status for r in results[CORRECT]] == ["passed"]
 
 
 def test_a_crash_beside_a_correct_implementation_loses_nothing(tmp_path):
@@ -138,7 +138,7 @@ def crashes_from_two_columns(
 
 
 def test_the_crash_counterexample_is_the_update_in_flight_not_an_earlier_one():
-    results: list[dict] = []
+    results: list[CaseResult] = []
 
     class Recorder:
         def case_started(self, name, case): ...
@@ -152,10 +152,10 @@ def test_the_crash_counterexample_is_the_update_in_flight_not_an_earlier_one():
     options = {"profile": "ci", "max_examples": 20}
     supervise([spec], cases_on("general")[:1], Recorder(), options=options, timeout=60)
     [result] = results
-    assert result["status"] == "crashed", result["counterexample"]
-    columns = int(re.search(r"; n = (\d+) of", result["counterexample"])[1])
-    assert columns >= 2, result["counterexample"]
-    assert result["examples"] >= 2, "updates with fewer columns ran (and passed) before it"
+    assert result.status == "crashed" and result.counterexample, result.counterexample
+    columns = int(re.search(r"; n = (\d+) of", result.counterexample)[1])
+    assert columns >= 2, result.counterexample
+    assert result.examples >= 2, "updates with fewer columns ran (and passed) before it"
 
 
 def first_line(process: subprocess.Popen) -> str:
