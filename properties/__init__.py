@@ -6,7 +6,9 @@
     result = check("mymodule:update", tier="serving")   # structured results, as kvcache-check's JSON
 
 ``updates(tier)`` draws whole updates valid for a tier, for properties of your own;
-``PROPERTIES`` and ``CASES`` are what ``check`` runs (``MESH_CASES`` too, given ``mesh=``).
+``PROPERTIES`` and ``CASES`` are what ``check`` runs (``MESH_PROPERTIES`` and ``MESH_CASES``
+too, given ``mesh=``, a ``MeshShape`` or its text); ``case.build(implementation, RunConfig(...))``
+is one case's Hypothesis test. A counterexample's snippet imports only from here.
 ``call(implementation, update, mode)``
 runs one update in one of ``CALL_MODES`` (eagerly, or under ``jax.jit`` with the cache donated). The pytest plugin (``properties.plugin``)
 adds ``--kvcache-impl`` and the ``kvcache_implementation`` fixture; ``kvcache-check`` is the
@@ -21,14 +23,17 @@ from properties._src.calling.implementations import (
     call,
     load,
 )
+from properties._src.calling.placement import MeshShape
 from properties._src.cases.catalog import (
     CASES,
     MESH_CASES,
+    MESH_PROPERTIES,
     PROPERTIES,
     Case,
     Property,
     PropertyCase,
 )
+from properties._src.cases.run_config import RunConfig
 from properties._src.drawing.strategies import updates
 from properties._src.judging.comparison import COMPARISONS
 from properties._src.judging.diagnosis import CODES as DIAGNOSES
@@ -48,6 +53,7 @@ __all__ = [
     "COMPARISONS",
     "DIAGNOSES",
     "MESH_CASES",
+    "MESH_PROPERTIES",
     "PROFILES",
     "PROPERTIES",
     "STATUSES",
@@ -57,8 +63,10 @@ __all__ = [
     "CheckResult",
     "Implementation",
     "ImplementationError",
+    "MeshShape",
     "Property",
     "PropertyCase",
+    "RunConfig",
     "Tier",
     "Update",
     "assert_conforms",

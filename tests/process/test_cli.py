@@ -158,6 +158,17 @@ def test_the_snippet_rebuilds_every_array_bit_for_bit():
         assert np.array_equal(bits(copy), bits(original)), name
 
 
+def test_the_snippet_imports_only_the_public_face():
+    """What a user pastes must not break when the harness's own modules move."""
+    text = snippet(
+        "kvcache:kv_cache_update_jax", Failure(REGRESSIONS[0].update, None, ""), "pages=1,heads=1"
+    )
+    imported = [
+        line.split()[1] for line in text.splitlines() if line.startswith(("import ", "from "))
+    ]
+    assert imported and set(imported) <= {"numpy", "jax.numpy", "properties", "kvcache"}, imported
+
+
 def test_the_header_and_the_json_name_the_constraints_and_the_comparison(tmp_path, capsys):
     status, report = run_cli(
         tmp_path,
