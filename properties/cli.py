@@ -27,6 +27,7 @@ from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running import profiles
 from properties._src.running.api import STATUSES, TIERS, all_constraints, cases_on
+from properties._src.running.listing import listing
 from properties._src.supervising.supervisor import DEFAULT_TIMEOUT, supervise
 
 MEANINGS = {
@@ -140,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=os.cpu_count() or 1,
         help="implementations checked at once, each in a child process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the cases, properties, tiers, profiles, pool shapes, dtypes, calling modes, "
+        "statuses and diagnoses, and exit without checking anything",
     )
     parser.add_argument(
         "--quiet",
@@ -263,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the checks, print the table and every counterexample; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.list:
+        print(listing())
+        return 0
     try:
         specs = list(dict.fromkeys(i.name for i in load_all(args.impl or [BUILTIN])))
     except ImplementationError as error:

@@ -9,12 +9,14 @@ import re
 import numpy as np
 import pytest
 
+from properties import DIAGNOSES, TIERS, cli
+from properties import STATUSES as ALL_STATUSES
 from properties._src.calling.implementations import CALL_MODES, load
 from properties._src.cases.catalog import CASES, all_cases, bits
 from properties._src.cases.property_case import examples_per_shape
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
-from properties._src.domain.buckets import BUCKETS
+from properties._src.domain.buckets import BUCKETS, DTYPES
 from properties._src.drawing.strategies import special_values
 from properties._src.judging.steps import Failure
 from properties._src.reporting.report import render, snippet
@@ -158,7 +160,20 @@ def test_the_snippet_rebuilds_every_array_bit_for_bit():
         assert np.array_equal(bits(copy), bits(original)), name
 
 
-def test_the_snippet_imports_only_the_public_face():
+def test_list_names_what_would_be_checked_and_checks_nothing(monkeypatch, capsys):
+    def no_checking(*args, **kwargs):
+        raise AssertionError("--list started a check")
+
+    monkeypatch.setattr(cli, "supervise", no_checking)
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for case in all_cases(True):
+        assert re.search(rf"^  {case.name} +{case.tier.name.lower()}\b", out, re.M), case.id
+    shapes = out.split("shapes (the pool", 1)[1].split("\ndtypes:", 1)[0].splitlines()[2:]
+    assert len(shapes) == len(BUCKETS)
+    for words in (ALL_STATUSES, DIAGNOSES, PROFILES, CALL_MODES, TIERS, DTYPES):
+        assert all(str(word) in out for word in words), words
+
     """What a user pastes must not break when the harness's own modules move."""
     text = snippet(
         "kvcache:kv_cache_update_jax", Failure(REGRESSIONS[0].update, None, ""), "pages=1,heads=1"
