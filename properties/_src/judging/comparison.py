@@ -14,8 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from oracle.contract import Update
-
-COMPARISONS = ("bits", "values")
+from properties._src.domain.comparisons import COMPARISONS
 
 
 def require_comparison(compare: str) -> str:
