@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from properties import CaseResult
 from survey import adapters, fetching, patching, peers, running, table
 from survey.peers import Patch, Peer
 
@@ -139,16 +140,12 @@ def test_a_wheel_without_the_file_says_so(tmp_path):
 
 
 def test_the_table_shows_each_tier_its_verdicts_and_diagnoses():
-    results = [
-        {"property": "matches-oracle", "tier": "general", "status": "passed", "seconds": 1.2},
-        {
-            "property": "matches-oracle",
-            "tier": "serving",
-            "status": "failed",
-            "seconds": 2.0,
-            "diagnosis": ["padding-copied", "values"],
-        },
-    ]
+    results = (
+        CaseResult("matches-oracle", "general", "passed", 3, 1.2, None),
+        CaseResult(
+            "matches-oracle", "serving", "failed", 3, 2.0, "why", ("padding-copied", "values")
+        ),
+    )
     peer = peers.by_key("sglang_jax_kv_cache_update")
     text = table.render([running.PeerRun(peer, results, 1, "", 5.0)])
     general, serving = text.splitlines()[1:3]
