@@ -9,11 +9,10 @@ gathered and scattered in a loop, since repeated sources can make W exceed ``tok
 at most ``num_slices * page_size``, which bounds the loop.
 
 The scatter works on the cache's own dtype. The exception is a float type whose scatter XLA
-widens and so quiets NaN payloads even in rows the scatter does not write (XLA:CPU in jaxlib
-0.10 does so for bfloat16 and float8_e5m2; 0.12 scatters bfloat16 exactly): there the cache is
-scattered as unsigned bit patterns of its width. That costs two passes over the cache (XLA
-copies on a bitcast-convert), so it is done only where a probe finds the native scatter
-inexact.
+widens and so quiets NaN payloads even in rows the scatter does not write (``scatter_probe``
+says where): there the cache is scattered as unsigned bit patterns of its width. That costs
+two passes over the cache (XLA copies on a bitcast-convert), so it is done only where the
+probe finds the native scatter inexact.
 """
 
 from __future__ import annotations
@@ -22,11 +21,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jaxtyping import Array, Int, Shaped
 
 from kvcache._arguments import check_arguments, nothing_to_write, slice_count
+from kvcache.scatter_probe import scatter, scatters_exactly
 from kvcache.sharded import on_mesh
 
 
@@ -53,39 +52,13 @@ def _drop_unless(keep, dst, cache_rows):
     return jnp.where(keep, dst, cache_rows + jnp.arange(dst.shape[0], dtype=jnp.int32))
 
 
-@functools.cache
-def _scatters_exactly(backend: str, dtype: jnp.dtype) -> bool:
-    """Whether a scatter of ``dtype`` on ``backend`` keeps every bit, NaN payloads included.
-
-    Run once per backend and floating dtype, at trace time: row 0 (every bit pattern of a
-    one- or two-byte type; signalling NaNs and NaNs with payloads of float32) is scattered
-    over row 1, and both must come back with row 0's bits. Integers are always exact.
-    """
-    if not jnp.issubdtype(dtype, jnp.floating):
-        return True
-    unsigned = np.dtype(f"uint{8 * dtype.itemsize}")
-    if dtype.itemsize <= 2:
-        patterns = np.arange(2 ** (8 * dtype.itemsize), dtype=unsigned)
-    else:
-        patterns = np.array([0x7F800001, 0x7FC00001, 0xFFBFFFFF, 0x80000000, 1], dtype=unsigned)
-    bits = np.stack([patterns, np.zeros_like(patterns)])
-    with jax.ensure_compile_time_eval():
-        cache = jax.device_put(bits, jax.local_devices(backend=backend)[0]).view(dtype)
-        written = _scatter(cache, jnp.array([1]), cache[:1]).view(unsigned)
-    return bool((np.asarray(written) == bits[[0, 0]]).all())
-
-
 def _scatter_dtype(dtype) -> jnp.dtype:
     """The dtype to scatter a ``dtype`` cache as: its unsigned bits where a native scatter is
-    not exact (bfloat16 and float8_e5m2 on XLA:CPU in jaxlib 0.10)."""
+    not exact (``scatter_probe``)."""
     dtype = jnp.dtype(dtype)
-    if _scatters_exactly(jax.default_backend(), dtype):
+    if scatters_exactly(jax.default_backend(), dtype):
         return dtype
     return jnp.dtype(f"uint{8 * dtype.itemsize}")
-
-
-def _scatter(cache, dst, rows):
-    return cache.at[dst].set(rows, mode="drop", unique_indices=True)
 
 
 @on_mesh
@@ -132,13 +105,13 @@ def kv_cache_update_jax(
     src, dst = targets(0)
     direct = src == jnp.arange(block, dtype=jnp.int32)
     cache = lax.bitcast_convert_type(kv_cache_pages, scatter_dtype)
-    cache = _scatter(cache, _drop_unless(direct, dst, cache.shape[0]), new_kv_tokens)
+    cache = scatter(cache, _drop_unless(direct, dst, cache.shape[0]), new_kv_tokens)
 
     def write(state):
         first_row, cache = state
         src, dst = targets(first_row)
         rows = jnp.take(new_kv_tokens, src, axis=0, mode="clip")
-        return first_row + block, _scatter(cache, dst, rows)
+        return first_row + block, scatter(cache, dst, rows)
 
     is_packed = jnp.all((slice_indices[1] == starts) | (lengths == 0))
 

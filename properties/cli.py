@@ -3,7 +3,9 @@
 Without ``--impl`` it checks the project's own implementations. Each implementation is
 checked in a child process the command watches (``properties._src.supervising.supervisor``), so its
 compiled shapes stay warm across its cases, and a crash or a hang becomes a verdict instead of
-the end of the run. A line per case as it finishes; then a table and every counterexample.
+the end of the run. First a header: the constraints, the comparison in force and what the
+platform makes it compare by value (``comparison.platform``); a line per case as it finishes;
+then a table and every counterexample.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from properties._src.calling.implementations import BUILTIN, ImplementationError
 from properties._src.calling.placement import MeshShape
 from properties._src.cases.catalog import Case, all_cases
 from properties._src.domain.constraints import in_force
+from properties._src.judging import comparison
 from properties._src.judging.comparison import COMPARISONS
 from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
@@ -182,11 +185,11 @@ def _check_options(args: argparse.Namespace) -> dict:
     }
 
 
-def _outputs(args: argparse.Namespace, constraints: tuple[str, ...]) -> list:
-    with_constraints = functools.partial(json_text, constraints=constraints)
+def _outputs(args: argparse.Namespace, constraints: tuple[str, ...], platform: dict) -> list:
+    with_header = functools.partial(json_text, constraints=constraints, platform=platform)
     return [
         (path, format_)
-        for path, format_ in ((args.json, with_constraints), (args.junit_xml, junit_xml_text))
+        for path, format_ in ((args.json, with_header), (args.junit_xml, junit_xml_text))
         if path is not None
     ]
 
@@ -289,8 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     cases = cases_on(args.tier, all_cases(mesh is not None))
-    results = Results(specs, _outputs(args, options["constraints"]))
-    print(f"constraints: {', '.join(options['constraints']) or 'none'}; compare: {args.compare}")
+    platform = comparison.platform()  # after the mesh asked for its devices: JAX starts here
+    results = Results(specs, _outputs(args, options["constraints"], platform))
+    print(
+        f"constraints: {', '.join(options['constraints']) or 'none'}; compare: {args.compare}; "
+        f"{comparison.platform_phrase(platform, args.compare)}"
+    )
     progress = Progress(results, len(specs) * len(cases), sys.stdout, quiet=args.quiet)
     interrupted = False
     try:

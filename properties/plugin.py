@@ -159,9 +159,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"compare: {compare(config)}",
     ]
     if not (names or mesh_shape(config)):
-        return lines  # JAX's line would start JAX, for a run that checks nothing with it
+        return lines  # the platform's and JAX's lines would start JAX, for a run without it
     import jax
 
+    from properties._src.judging.comparison import platform, platform_phrase
+
+    lines[-1] += f"; {platform_phrase(platform(), compare(config))}"
     return [
         *lines,
         f"jax {jax.__version__} on {jax.default_backend()} ({jax.device_count()} devices); "

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from kvcache import kv_cache_update_jax, slot_mapping
-from kvcache.fallback import _scatters_exactly
+from kvcache.scatter_probe import scatters_exactly
 
 PAGE_SIZE, PAGES, HEADS, HEAD_DIM = 4, 8, 2, 8
 SHAPE = (PAGE_SIZE * PAGES, HEADS, HEAD_DIM)
@@ -34,7 +34,7 @@ def test_cache_buffer_is_donated_and_reused(dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int8", "bfloat16"])
 def test_compiled_update_never_copies_the_cache(dtype):
     """Every cache-shaped value is the cache itself or a scatter into it, the loop included."""
-    if not _scatters_exactly(jax.default_backend(), jnp.dtype(dtype)):
+    if not scatters_exactly(jax.default_backend(), jnp.dtype(dtype)):
         pytest.skip(f"this XLA widens {dtype} scatters, so the cache is scattered as bits")
     new, indices, count = _arguments(dtype)
     cache = jax.ShapeDtypeStruct(SHAPE, dtype)

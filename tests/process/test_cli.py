@@ -6,6 +6,8 @@ import dataclasses
 import json
 import re
 
+import jax
+import jaxlib
 import numpy as np
 import pytest
 
@@ -18,6 +20,7 @@ from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, DTYPES
 from properties._src.drawing.strategies import special_values
+from properties._src.judging import comparison
 from properties._src.judging.steps import Failure
 from properties._src.reporting.report import render, snippet
 from properties._src.running.api import cases_on
@@ -51,8 +54,13 @@ def test_json_has_one_entry_per_implementation_in_order_and_the_documented_field
     specs = ["properties.known_bad.lineage:seed_fallback", "kvcache:kv_cache_update_jax"]
     status, report = run_cli(tmp_path, "--impl", specs[0], "--impl", specs[1], "--jobs", "2")
     assert status == 1
-    assert list(report) == ["implementations", "constraints"]
+    assert list(report) == ["implementations", "constraints", "platform"]
     assert report["constraints"] == []
+    assert report["platform"] == {
+        "jaxlib": jaxlib.__version__,
+        "backend": jax.default_backend(),
+        "nan_payloads_quieted": [d for d in DTYPES if comparison.quiets_nan_payloads(d)],
+    }
     assert [i["name"] for i in report["implementations"]] == specs
     for implementation in report["implementations"]:
         assert list(implementation) == ["name", "results"]
@@ -200,7 +208,10 @@ def test_the_header_and_the_json_name_the_constraints_and_the_comparison(tmp_pat
     )
     assert status == 0
     assert report["constraints"] == ["heads%2", "page_size%4"]
-    assert "constraints: heads%2, page_size%4; compare: values" in capsys.readouterr().out
+    header = capsys.readouterr().out.partition("\n")[0]
+    assert header.startswith("constraints: heads%2, page_size%4; compare: values; platform: ")
+    assert f"jaxlib {jaxlib.__version__} on {jax.default_backend()}" in header
+    assert all(d in header for d in report["platform"]["nan_payloads_quieted"])
 
 
 def test_examples_count_what_was_tried_not_shrink_steps(tmp_path):

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
+from kvcache import kv_cache_update_jax
+from oracle.contract import Update
 from properties import CaseResult
+from properties._src.calling.implementations import CALL_MODES, Implementation
+from properties._src.judging import comparison
+from properties._src.judging.checks import MATCHES_ORACLE
+from properties._src.judging.judge import judged_call
+from properties._src.judging.steps import Step
 from survey import adapters, fetching, patching, peers, running, table
 from survey.peers import Patch, Peer
 
@@ -171,3 +179,40 @@ def test_a_wheel_pip_cannot_get_is_a_fetch_error_naming_it(tmp_path, monkeypatch
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
     with pytest.raises(fetching.FetchError, match=r"sglang-jax==0\.0\.1\.post1"):
         fetching.wheel("sglang-jax", "0.0.1.post1", tmp_path / "cache")
+
+
+def exact_stand_in(new_kv_tokens, slice_indices, kv_cache_pages, count, *, page_size, **block):
+    """A peer that writes every bit: the project's fallback (its block size ignored)."""
+    del block
+    return kv_cache_update_jax(
+        new_kv_tokens, slice_indices, kv_cache_pages, count, page_size=page_size
+    )
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float8_e5m2"])
+def test_every_adapter_keeps_nan_payloads_eagerly_and_under_jit_donated(dtype, monkeypatch):
+    """An adapter must not put a finding on a peer that is its own: around a peer that keeps
+    every bit, each peer's adapter gives the oracle's bits in both calling modes, judged with
+    no NaN excused for the platform. (Views taken inside ``jax.jit`` are the risk: on XLA:CPU
+    in jaxlib 0.10 a bfloat16 pad quiets NaN payloads, eagerly, and under ``jit`` when a
+    bitcast-convert follows it.)"""
+    monkeypatch.setattr(comparison, "quiets_nan_payloads", lambda dtype: False)
+    unsigned = np.dtype(f"u{np.dtype(jnp.dtype(dtype)).itemsize}")
+    nans = np.arange(2 ** (8 * unsigned.itemsize), dtype=unsigned).view(dtype)
+    nans = nans[np.isnan(nans.astype(np.float32))]  # every NaN of the type, both signs
+    rows = np.resize(nans, (16, 2, 8))
+    update = Update(
+        new_kv_tokens=rows[::-1][:8].copy(),
+        slice_indices=np.array([[1] + [0] * 7, [0] * 8, [3] + [0] * 7], np.int32),
+        kv_cache_pages=rows,
+        total_update_slices=np.array([1], np.int32),
+        page_size=4,
+    )
+    try:
+        for peer in peers.PEERS:
+            adapted = Implementation(peer.key, adapters.adapt(peer, exact_stand_in))
+            for mode in CALL_MODES:
+                _, failure = judged_call(adapted, MATCHES_ORACLE, Step(update, mode))
+                assert failure is None, peer.key
+    finally:
+        jax.set_mesh(None)  # sglang-jax's adapter set one for the process

@@ -32,11 +32,6 @@ def mutant(name: str) -> Implementation:
     return load(f"properties.known_bad.mutants:{name}")
 
 
-def judge(implementation: Implementation, prop, update, compare: str = "bits"):
-    """The failure of ``update`` called eagerly, or None."""
-    return judged_call(implementation, prop, Step(update), compare)[1]
-
-
 def with_signalling_nan(update, row: int):
     cache = update.kv_cache_pages.copy()
     cache.view(np.uint32)[row, 0, 0] = 0x7F800001  # a signalling NaN with payload 1
@@ -66,9 +61,12 @@ def test_a_row_written_one_page_late_is_untouched_row_and_values():
 
 def test_nan_payloads_alone_are_nan_payload_and_equal_by_value():
     update = with_signalling_nan(PADDING, 5)
-    failure = judge(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, update)
+    failure = judged_call(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, Step(update))[1]
     assert failure is not None and failure.diagnosis.codes == ("nan-payload",)
-    assert judge(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, update, "values") is None
+    assert (
+        judged_call(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, Step(update), "values")[1]
+        is None
+    )
 
 
 def test_signed_zeros_alone_are_signed_zero():
@@ -90,7 +88,7 @@ def test_a_nan_difference_never_hides_a_wrong_value():
         )
 
     update = with_signalling_nan(CLAMPED, 2)
-    failure = judge(Implementation("both", both), MATCHES_ORACLE, update)
+    failure = judged_call(Implementation("both", both), MATCHES_ORACLE, Step(update))[1]
     assert failure.diagnosis.codes == ("nan-payload", "values")
 
 
@@ -114,7 +112,7 @@ def test_raised_and_shape_or_dtype():
     def raises(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
         raise ValueError("refused")
 
-    failure = judge(Implementation("raises", raises), MATCHES_ORACLE, PADDING)
+    failure = judged_call(Implementation("raises", raises), MATCHES_ORACLE, Step(PADDING))[1]
     assert failure.diagnosis.codes == ("raised",)
     assert f"ValueError: refused at {__file__}:" in str(failure.diagnosis)
     half = dataclasses.replace(
@@ -122,7 +120,7 @@ def test_raised_and_shape_or_dtype():
         new_kv_tokens=PADDING.new_kv_tokens.astype(np.float16),
         kv_cache_pages=PADDING.kv_cache_pages.astype(np.float16),
     )
-    promoted = judge(mutant("result_promoted"), MATCHES_ORACLE, half)
+    promoted = judged_call(mutant("result_promoted"), MATCHES_ORACLE, Step(half))[1]
     assert promoted.diagnosis.codes == ("shape-or-dtype",)
 
 
@@ -134,7 +132,9 @@ def test_rows_that_differ_show_only_the_elements_that_differ():
     )
     actual = call(load("kvcache:kv_cache_update_jax"), update).copy()
     actual[0, 1, 6] = 7.0
-    failure = judge(Implementation("x", lambda *a, page_size: actual), MATCHES_ORACLE, update)
+    failure = judged_call(
+        Implementation("x", lambda *a, page_size: actual), MATCHES_ORACLE, Step(update)
+    )[1]
     text = render("x", failure)
     assert "row 0 (page 0 offset 0): 1 of 16 elements differ" in text
     assert "    [1, 6]: 1. -> 7.\n" in text

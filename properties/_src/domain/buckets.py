@@ -21,10 +21,11 @@ import numpy as np
 
 from oracle.contract import Update
 
-# Every dtype the harness draws: the ones a KV cache is stored in, and the others XLA
-# scatters bit-exactly on CPU and the TPU interpreter copies. Left out, with the reason
-# checked by hand, in docs/shapes-and-dtypes.md: 64-bit types (need jax_enable_x64), complex types, and
-# sub-byte types.
+# Every dtype the harness draws: the ones a KV cache is stored in, and the others XLA:CPU
+# scatters and the TPU interpreter copies (XLA's scatter keeps every bit of each but the NaN
+# payloads of some narrow floats, which ``kvcache.scatter_probe`` finds). Left out, with the
+# reason checked by hand, in docs/shapes-and-dtypes.md: 64-bit types (need jax_enable_x64),
+# complex types, and sub-byte types.
 DTYPES: tuple[str, ...] = (
     "float32",
     "bfloat16",

@@ -24,14 +24,14 @@ import numpy as np
 from oracle.contract import Update
 from oracle.reference import reference_update
 from properties._src.judging.checks import bits
-from properties._src.judging.comparison import is_floating
+from properties._src.judging.comparison import NAN_PAYLOAD, SIGNED_ZERO, is_floating
 
 INTERPRETER_FAULT = "interpreter-fault"
 """JAX's TPU interpreter faulted in its own code: never the implementation's failure alone."""
 
 CODES = (
-    "nan-payload",
-    "signed-zero",
+    NAN_PAYLOAD,
+    SIGNED_ZERO,
     "values",
     "untouched-row",
     "padding-copied",
@@ -219,8 +219,8 @@ def explain(update: Update, actual: np.ndarray) -> Diagnosis:
             zero_only = differs & (expected == 0) & (actual == 0)
         value_differs = differs & ~nan_only & ~zero_only
         for mask, code, what in (
-            (nan_only, "nan-payload", "NaNs with other payloads (other bits) than the oracle's"),
-            (zero_only, "signed-zero", "zeros of the other sign than the oracle's"),
+            (nan_only, NAN_PAYLOAD, "NaNs with other payloads (other bits) than the oracle's"),
+            (zero_only, SIGNED_ZERO, "zeros of the other sign than the oracle's"),
         ):
             if mask.any():
                 masked = np.flatnonzero(mask.any(axis=per_row))

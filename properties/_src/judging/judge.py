@@ -4,6 +4,8 @@
   code raised.
 * soft: the only differences are NaN payloads or signed zeros (compared by bits), or JAX's
   TPU interpreter itself faulted and, re-run with race detection off, the result is right.
+* none: the only differences are NaN payloads in a dtype whose NaN payloads the backend's own
+  scatter does not keep (``comparison.by_value``): the platform's, not the implementation's.
 
 Every call a case makes is judged by ``judged_call``, the one entry, in the calling mode its
 step says: through the runner's judge, which keeps soft findings, or through ``strict``, the
@@ -23,15 +25,9 @@ from oracle.contract import Update
 from properties._src.calling.implementations import Implementation
 from properties._src.judging.attribution import attribute
 from properties._src.judging.checks import MATCHES_ORACLE, Property
-from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, explain, single
-from properties._src.judging.steps import (
-    VALUE_EQUAL,
-    Failure,
-    Judge,
-    Step,
-    describe_error,
-    watched_call,
-)
+from properties._src.judging.comparison import VALUE_EQUAL, by_value
+from properties._src.judging.diagnosis import INTERPRETER_FAULT, explain, single
+from properties._src.judging.steps import Failure, Judge, Step, describe_error, watched_call
 
 
 def _wrong(prop: Property, update: Update, actual: np.ndarray, compare: str) -> str | None:
@@ -49,14 +45,13 @@ def _result_failure(prop: Property, step: Step, actual: np.ndarray, compare: str
     message = _wrong(prop, update, actual, compare)
     if message is None:
         return None
-    found = explain(update, actual)
+    found = explain(update, actual).without(by_value(compare, update.kv_cache_pages.dtype))
     if compare == "bits" and _wrong(prop, update, actual, "values") is None:
         return _failure(prop, step, actual, message, found.only(VALUE_EQUAL))  # soft
     wrong = found.without(VALUE_EQUAL)
     if not wrong.codes:  # the property's own reason, where the whole cache tells no more
         wrong = single("values", message)
-    kept = found.only(VALUE_EQUAL) if compare == "bits" else NONE
-    return _failure(prop, step, actual, message, wrong + kept)
+    return _failure(prop, step, actual, message, wrong + found.only(VALUE_EQUAL))
 
 
 def _failure(prop, step: Step, actual, why: str, diagnosis) -> Failure:

@@ -25,9 +25,9 @@ from properties._src.calling.implementations import (
     call,
 )
 from properties._src.judging.checks import MATCHES_ORACLE, Property
+from properties._src.judging.comparison import VALUE_EQUAL
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
 
-VALUE_EQUAL = ("nan-payload", "signed-zero")  # differences that compare equal by value
 SOFT_CODES = (*VALUE_EQUAL, INTERPRETER_FAULT)
 
 MODES = st.sampled_from(CALL_MODES)

@@ -23,13 +23,21 @@ JUNIT_FAILURES = {"failed": "failure", "error": "error", "crashed": "error", "ti
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def json_text(implementations: list[CheckResult], constraints: Iterable[str] = ()) -> str:
+def json_text(
+    implementations: list[CheckResult],
+    constraints: Iterable[str] = (),
+    platform: dict | None = None,
+) -> str:
     """The ``--json`` report: ``{"implementations": [{"name", "results": [...]}, ...],
-    "constraints": [...]}`` (the shape constraints in force)."""
-    report = {
+    "constraints": [...], "platform": {...}}`` (the shape constraints in force; and, where
+    given, ``comparison.platform()``: the jaxlib version, the backend, and the dtypes whose
+    NaN payloads its scatter quiets, whose NaNs ``bits`` therefore compares by value)."""
+    report: dict = {
         "implementations": [i.to_dict() for i in implementations],
         "constraints": list(constraints),
     }
+    if platform is not None:
+        report["platform"] = platform
     return json.dumps(report, indent=2) + "\n"
 
 
