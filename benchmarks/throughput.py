@@ -29,6 +29,7 @@ from jax import monitoring
 from properties._src.calling import compilation_cache
 from properties._src.calling.implementations import Implementation, builtin
 from properties._src.cases.catalog import CASES
+from properties._src.cases.run_config import RunConfig
 from properties._src.running.profiles import PROFILES
 
 COMPILE_EVENTS = (
@@ -56,7 +57,9 @@ def run_cases(implementation: Implementation, profile: str, cases=CASES) -> list
     results = []
     for case in cases:
         seen: list = []
-        test = case.build(implementation, observe=seen.append, settings_=PROFILES[profile])
+        test = case.build(
+            implementation, RunConfig(observe=seen.append, settings=PROFILES[profile])
+        )
         compiled, start = compile_seconds(), time.perf_counter()
         test()
         results.append(

@@ -23,12 +23,14 @@ from typing import TextIO
 from properties._src.calling.implementations import BUILTIN, ImplementationError, load_all
 from properties._src.calling.placement import MeshShape
 from properties._src.cases.catalog import Case, all_cases
-from properties._src.domain.constraints import parse_all
+from properties._src.domain.constraints import in_force
 from properties._src.judging import comparison
 from properties._src.judging.comparison import COMPARISONS
+from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running import profiles
-from properties._src.running.api import STATUSES, TIERS, cases_on, fitting_buckets, heading
+from properties._src.running.api import STATUSES, TIERS, all_constraints, cases_on
+from properties._src.running.listing import listing
 from properties._src.supervising.supervisor import DEFAULT_TIMEOUT, supervise
 
 MEANINGS = {
@@ -144,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         help="implementations checked at once, each in a child process (default: %(default)s)",
     )
     parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the cases, properties, tiers, profiles, pool shapes, dtypes, calling modes, "
+        "statuses and diagnoses, and exit without checking anything",
+    )
+    parser.add_argument(
         "--quiet",
         action="store_true",
         help="no progress and no counterexamples: the table and the verdict alone",
@@ -170,7 +178,7 @@ def _check_options(args: argparse.Namespace) -> dict:
     return {
         "profile": args.profile,
         "max_examples": args.max_examples,
-        "constraints": tuple(str(c) for c in parse_all(args.constraint)),
+        "constraints": tuple(str(c) for c in in_force(args.constraint)),
         "compare": args.compare,
         "seed": args.seed,
         "mesh": args.mesh,
@@ -186,12 +194,9 @@ def _outputs(args: argparse.Namespace, constraints: tuple[str, ...], platform: d
     ]
 
 
-def _case_line(name: str, result: dict) -> str:
+def _case_line(name: str, result: CaseResult) -> str:
     """A case as it finishes: implementation, property, tier, verdict, seconds."""
-    return (
-        f"{name}: {result['property']} ({result['tier']}) {result['status']} "
-        f"in {result['seconds']:.2f} s"
-    )
+    return f"{name}: {result.property} ({result.tier}) {result.status} in {result.seconds:.2f} s"
 
 
 class Progress:
@@ -212,7 +217,7 @@ class Progress:
         self.tried += 1
         self._draw(f"{name}: {case.id}, example {examples}")
 
-    def case_finished(self, name: str, result: dict) -> None:
+    def case_finished(self, name: str, result: CaseResult) -> None:
         self.results.add(name, result)
         self.finished += 1
         if not self.quiet:
@@ -236,19 +241,12 @@ class Progress:
             self.stream.flush()
 
 
-def _table(results: list[dict]) -> str:
+def _table(results: list[CheckResult]) -> str:
     header = ("implementation", "property", "tier", "examples", "verdict", "seconds")
     lines = [
-        (
-            impl["name"],
-            r["property"],
-            r["tier"],
-            str(r["examples"]),
-            r["status"],
-            f"{r['seconds']:.2f}",
-        )
+        (impl.name, r.property, r.tier, str(r.examples), r.status, f"{r.seconds:.2f}")
         for impl in results
-        for r in impl["results"]
+        for r in impl.results
     ]
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     numeric = {3, 5}
@@ -261,13 +259,13 @@ def _table(results: list[dict]) -> str:
     )
 
 
-def _report(implementations: list[dict], *, quiet: bool) -> list[dict]:
+def _report(implementations: list[CheckResult], *, quiet: bool) -> list[CaseResult]:
     """Print the table and each counterexample; return the results that did not pass."""
     print(_table(implementations))
-    bad = [(i["name"], r) for i in implementations for r in i["results"] if r["status"] != "passed"]
+    bad = [(i.name, r) for i in implementations for r in i.not_passed]
     for name, r in [] if quiet else bad:
-        print(f"\n{heading(name, r)}")
-        print(r["counterexample"])
+        print(f"\n{r.heading(name)}")
+        print(r.counterexample)
     return [r for _, r in bad]
 
 
@@ -275,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the checks, print the table and every counterexample; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.list:
+        print(listing())
+        return 0
     try:
         specs = list(dict.fromkeys(i.name for i in load_all(args.impl or [BUILTIN])))
     except ImplementationError as error:
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = _check_options(args)
         mesh = MeshShape.parse(args.mesh) if args.mesh else None
-        fitting_buckets(options["constraints"], mesh)
+        all_constraints(options["constraints"], mesh)  # together they leave some shape?
         if mesh:
             mesh.build()  # enough devices? (asks for virtual CPU devices before JAX starts)
     except ValueError as error:

@@ -16,27 +16,29 @@
   profile.
 
 It registers no Hypothesis profile and changes no setting: the project that uses it keeps its
-own.
+own. Loading it imports neither JAX nor the harness: a project that has the package installed
+and names no implementation, constraint, mesh or ``-m tpu`` never starts JAX through it.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import jax
 import pytest
 from hypothesis import settings
 
-from properties._src.calling.implementations import Implementation, ImplementationError, load_all
-from properties._src.calling.placement import MeshShape, ensure_cpu_devices
-from properties._src.domain.buckets import BUCKETS
-from properties._src.domain.constraints import Constraint, fitting, parse_all
-from properties._src.judging.comparison import COMPARISONS, platform, platform_phrase
+from properties._src.domain.comparisons import COMPARISONS
+
+if TYPE_CHECKING:
+    from properties._src.calling.implementations import Implementation
+    from properties._src.calling.placement import MeshShape
+    from properties._src.domain.constraints import Constraint
 
 FIXTURE = "kvcache_implementation"
 ENVIRONMENT = "KVCACHE_IMPL"
-_IMPLEMENTATIONS = pytest.StashKey[list[Implementation]]()
-_MESH_SHAPE = pytest.StashKey[MeshShape | None]()
+_IMPLEMENTATIONS = pytest.StashKey["list[Implementation]"]()
+_MESH_SHAPE = pytest.StashKey["MeshShape | None"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,8 +98,13 @@ def compare(config: pytest.Config) -> str:
 
 
 def constraints(config: pytest.Config) -> tuple[Constraint, ...]:
-    """The shape constraints in force (already checked to leave some shape)."""
-    return parse_all(config.getoption("--kvcache-constraint"))
+    """The shape constraints given (checked to leave some shape)."""
+    given = config.getoption("--kvcache-constraint")
+    if not given:
+        return ()
+    from properties._src.domain.constraints import in_force
+
+    return in_force(given)
 
 
 @pytest.fixture
@@ -127,23 +134,39 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "tpu: runs the kernel natively on a TPU (deselected unless -m tpu is given)"
     )
+    named, text = specs(config), config.getoption("--kvcache-mesh")
+    config.stash[_IMPLEMENTATIONS], config.stash[_MESH_SHAPE] = [], None
+    if not (named or text or config.getoption("--kvcache-constraint")):
+        return  # the plugin is not used: nothing to load, and JAX is not started
+    from properties._src.calling.implementations import ImplementationError, load_all
+    from properties._src.calling.placement import MeshShape, ensure_cpu_devices
+
     try:
-        config.stash[_IMPLEMENTATIONS] = load_all(specs(config))
-        text = config.getoption("--kvcache-mesh")
         shape = config.stash[_MESH_SHAPE] = MeshShape.parse(text) if text else None
-        fitting(BUCKETS, constraints(config))
+        if shape:
+            ensure_cpu_devices(shape.devices)  # before JAX starts (an implementation may)
+        config.stash[_IMPLEMENTATIONS] = load_all(named)
+        constraints(config)
     except (ImplementationError, ValueError) as error:
         raise pytest.UsageError(str(error)) from None
-    if shape:
-        ensure_cpu_devices(shape.devices)  # before JAX starts
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     names = ", ".join(i.name for i in implementations(config))
-    return [
+    lines = [
         f"kvcache implementations under test: {names or f'none (--kvcache-impl or {ENVIRONMENT})'}",
         f"kvcache constraints: {', '.join(map(str, constraints(config))) or 'none'}; "
-        f"compare: {compare(config)}; {platform_phrase(platform(), compare(config))}",
+        f"compare: {compare(config)}",
+    ]
+    if not (names or mesh_shape(config)):
+        return lines  # the platform's and JAX's lines would start JAX, for a run without it
+    import jax
+
+    from properties._src.judging.comparison import platform, platform_phrase
+
+    lines[-1] += f"; {platform_phrase(platform(), compare(config))}"
+    return [
+        *lines,
         f"jax {jax.__version__} on {jax.default_backend()} ({jax.device_count()} devices); "
         f"hypothesis profile {settings.get_current_profile_name()!r}"
         + (f"; mesh {mesh_shape(config)}" if mesh_shape(config) else ""),
@@ -158,6 +181,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if "tpu" in (config.getoption("-m") or ""):
+        import jax
+
         if jax.default_backend() != "tpu":
             skip = pytest.mark.skip(
                 reason=f"no TPU: JAX's default backend is {jax.default_backend()}"

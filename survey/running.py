@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from properties import CaseResult, CheckResult
 from survey.peers import Peer
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -18,11 +19,12 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class PeerRun:
-    """What the harness said about one peer: its JSON results (``None`` when it wrote none),
+    """What the harness said about one peer: its results, read back from its JSON (``None``
+    when it wrote none),
     its exit status, its printed report, and the wall time of the whole process."""
 
     peer: Peer
-    results: list[dict] | None
+    results: tuple[CaseResult, ...] | None
     returncode: int
     report: str
     seconds: float
@@ -54,5 +56,6 @@ def run(peer: Peer, reports: Path, profile: str = "ci", extra: Sequence[str] = (
     (reports / f"{peer.key}.txt").write_text(report)
     results = None
     if json_path.exists():
-        results = json.loads(json_path.read_text())["implementations"][0]["results"]
+        checked = json.loads(json_path.read_text())["implementations"][0]
+        results = CheckResult.from_dict(checked).results
     return PeerRun(peer, results, done.returncode, report, seconds)

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from properties import CaseResult
 from survey.running import PeerRun
 
 HEADER = ("peer", "function", "tier", "verdicts", "seconds")
 
 
-def verdict(result: dict) -> str:
+def verdict(result: CaseResult) -> str:
     """``property: status`` with the harness's diagnosis codes in brackets when it gives any."""
-    text = f"{result['property']}: {result['status']}"
-    if result.get("diagnosis"):
-        text += f" [{', '.join(result['diagnosis'])}]"
+    text = f"{result.property}: {result.status}"
+    if result.diagnosis:
+        text += f" [{', '.join(result.diagnosis)}]"
     return text
 
 
@@ -24,14 +25,14 @@ def rows(run: PeerRun) -> list[tuple[str, ...]]:
     if run.results is None:
         last = run.report.strip().splitlines()[-1:] or ["no output"]
         return [(peer, run.peer.function, "-", f"not checked: {last[0]}", f"{run.seconds:.0f}")]
-    tiers = dict.fromkeys(r["tier"] for r in run.results)
+    tiers = dict.fromkeys(r.tier for r in run.results)
     return [
         (
             peer,
             run.peer.function,
             tier,
-            "; ".join(verdict(r) for r in run.results if r["tier"] == tier),
-            f"{sum(r['seconds'] for r in run.results if r['tier'] == tier):.0f}",
+            "; ".join(verdict(r) for r in run.results if r.tier == tier),
+            f"{sum(r.seconds for r in run.results if r.tier == tier):.0f}",
         )
         for tier in tiers
     ]

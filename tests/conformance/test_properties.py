@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from properties._src.cases.catalog import all_cases
+from properties._src.cases.run_config import RunConfig
 from properties._src.drawing.shapes import shape_space
 from properties._src.running.api import all_constraints
 from properties.plugin import mesh_shape
@@ -17,13 +18,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_property(kvcache_implementation, kvcache_mesh, kvcache_check_options, case, pytestconfig):
-    constraints = kvcache_check_options["constraints"]
+    constraints = all_constraints(kvcache_check_options["constraints"], mesh_shape(pytestconfig))
     case.build(
         kvcache_implementation,
-        buckets=shape_space(
-            all_constraints(constraints, mesh_shape(pytestconfig)),
+        RunConfig(
+            buckets=shape_space(constraints),
+            constraints=constraints,
+            compare=kvcache_check_options["compare"],
+            mesh=kvcache_mesh,
         ),
-        constraints=constraints,
-        compare=kvcache_check_options["compare"],
-        mesh=kvcache_mesh,
     )()

@@ -16,8 +16,10 @@ from oracle.reference import reference_update
 from properties._src.calling.implementations import builtin, interpreting
 from properties._src.calling.placement import MeshShape, arguments
 from properties._src.cases.catalog import bits
+from properties._src.domain.buckets import BUCKETS
+from properties._src.domain.constraints import fitting
 from properties._src.drawing.strategies import updates
-from properties._src.running.api import check, fitting_buckets
+from properties._src.running.api import check
 
 PAGE_SIZE, PAGES, HEADS, HEAD_DIM = 4, 8, 8, 8
 ROWS = PAGE_SIZE * PAGES
@@ -108,7 +110,7 @@ def test_rows_that_do_not_split_in_whole_pages_are_refused():
 
 
 SHARDS = 2
-EVEN_BUCKETS = fitting_buckets((), MeshShape(pages=SHARDS, heads=1))
+EVEN_BUCKETS = fitting(BUCKETS, MeshShape(pages=SHARDS, heads=1).constraints())
 
 
 @given(updates(Tier.GENERAL, EVEN_BUCKETS))

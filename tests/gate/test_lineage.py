@@ -14,6 +14,7 @@ from hypothesis import settings
 from oracle.contract import Tier, Update
 from properties._src.calling.implementations import load
 from properties._src.cases.property_case import PropertyCase
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, Bucket
 from properties._src.judging.checks import MATCHES_ORACLE
 from properties._src.judging.steps import Step
@@ -29,10 +30,7 @@ def shrunk_counterexample(spec: str, tier: Tier, buckets: tuple[Bucket, ...] = B
     seen: list[Step] = []
     test = PropertyCase(MATCHES_ORACLE, tier).build(
         load(spec),
-        explicit_examples=False,
-        observe=seen.append,
-        settings_=SEARCH,
-        buckets=buckets,
+        RunConfig(explicit_examples=False, observe=seen.append, settings=SEARCH, buckets=buckets),
     )
     with pytest.raises(Exception):  # noqa: B017 - a mismatch or a crash in the kernel both count
         test()
@@ -66,9 +64,7 @@ def test_seed_kernel_is_caught_copying_padding_in_its_last_grid_step(tier):
     outcome = run(
         load("properties.known_bad.lineage:seed_kernel"),
         PropertyCase(MATCHES_ORACLE, tier),
-        SEARCH,
-        explicit_examples=False,
-        buckets=BUCKETS[:1],
+        RunConfig(settings=SEARCH, explicit_examples=False, buckets=BUCKETS[:1]),
     )
     assert outcome.status == "failed", outcome
     assert "padding-copied" in outcome.diagnosis.codes, outcome.diagnosis

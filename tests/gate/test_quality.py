@@ -10,6 +10,7 @@ from hypothesis import Phase, settings
 from properties._src.calling.implementations import load
 from properties._src.calling.placement import MeshShape
 from properties._src.cases.catalog import all_cases
+from properties._src.cases.run_config import RunConfig
 from properties._src.drawing.shapes import shape_space
 from properties._src.running.api import all_constraints
 from properties._src.running.profiles import PROFILES
@@ -34,10 +35,12 @@ def outcomes(
             run(
                 implementation,
                 case,
-                GATE,
-                explicit_examples=explicit_examples,
-                buckets=buckets,
-                mesh=device_mesh,
+                RunConfig(
+                    settings=GATE,
+                    explicit_examples=explicit_examples,
+                    buckets=buckets,
+                    mesh=device_mesh,
+                ),
             )
         )
         if stop_at_failure and found[-1].status != "passed":
@@ -65,7 +68,7 @@ def test_the_sharded_mutants_match_the_oracle_on_one_device(spec):
     budget = settings(GATE, max_examples=10)
     for case in all_cases(False):
         if case.name == "matches-oracle":
-            outcome = run(load(spec), case, budget, explicit_examples=False)
+            outcome = run(load(spec), case, RunConfig(settings=budget, explicit_examples=False))
             assert outcome.status == "passed", (case.id, outcome.failure)
 
 

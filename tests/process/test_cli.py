@@ -11,10 +11,13 @@ import jaxlib
 import numpy as np
 import pytest
 
+from properties import DIAGNOSES, TIERS, cli
+from properties import STATUSES as ALL_STATUSES
 from properties._src.calling.implementations import CALL_MODES, load
 from properties._src.cases.catalog import CASES, all_cases, bits
 from properties._src.cases.property_case import examples_per_shape
 from properties._src.cases.regressions import REGRESSIONS
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, DTYPES
 from properties._src.drawing.strategies import special_values
 from properties._src.judging import comparison
@@ -101,7 +104,7 @@ def test_a_result_of_the_wrong_dtype_is_reported_as_such():
     promotable = tuple(b for b in BUCKETS if not b.dtype.startswith("float8"))
     case = next(c for c in CASES if c.id == "shape-and-dtype-preserved-general")
     mutant = load("properties.known_bad.mutants:result_promoted")
-    outcome = run(mutant, case, PROFILES["ci"], buckets=promotable)
+    outcome = run(mutant, case, RunConfig(settings=PROFILES["ci"], buckets=promotable))
     assert outcome.status == "failed"
     text = render(mutant.name, outcome.failure, diagnosis=outcome.diagnosis)
     mode = r"(called eagerly|under jax.jit with a donated cache)"
@@ -163,6 +166,30 @@ def test_the_snippet_rebuilds_every_array_bit_for_bit():
         original, copy = getattr(update, name), getattr(rebuilt, name)
         assert (copy.shape, copy.dtype) == (original.shape, original.dtype), name
         assert np.array_equal(bits(copy), bits(original)), name
+
+
+def test_list_names_what_would_be_checked_and_checks_nothing(monkeypatch, capsys):
+    def no_checking(*args, **kwargs):
+        raise AssertionError("--list started a check")
+
+    monkeypatch.setattr(cli, "supervise", no_checking)
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for case in all_cases(True):
+        assert re.search(rf"^  {case.name} +{case.tier.name.lower()}\b", out, re.M), case.id
+    shapes = out.split("shapes (the pool", 1)[1].split("\ndtypes:", 1)[0].splitlines()[2:]
+    assert len(shapes) == len(BUCKETS)
+    for words in (ALL_STATUSES, DIAGNOSES, PROFILES, CALL_MODES, TIERS, DTYPES):
+        assert all(str(word) in out for word in words), words
+
+    """What a user pastes must not break when the harness's own modules move."""
+    text = snippet(
+        "kvcache:kv_cache_update_jax", Failure(REGRESSIONS[0].update, None, ""), "pages=1,heads=1"
+    )
+    imported = [
+        line.split()[1] for line in text.splitlines() if line.startswith(("import ", "from "))
+    ]
+    assert imported and set(imported) <= {"numpy", "jax.numpy", "properties", "kvcache"}, imported
 
 
 def test_the_header_and_the_json_name_the_constraints_and_the_comparison(tmp_path, capsys):

@@ -4,6 +4,10 @@ repository but the installed package."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 # An update written from the operation's definition alone, and the same with one bug. It is
@@ -92,4 +96,32 @@ def test_without_implementations_the_fixture_has_none_to_run(project):
         "-k", "implementation_under_test", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*kvcache implementations under test: none*"])
+
+
+ROOT = Path(__file__).parents[2]
+JAX_LOADED = 'import sys; print("jax" in sys.modules)'
+
+
+def test_loading_the_plugin_does_not_import_jax():
+    """A fresh interpreter: importing the plugin (as pytest's entry point does) leaves JAX out."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import properties.plugin; {JAX_LOADED}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "False", loaded.stderr
+
+
+def test_a_pytest_run_that_does_not_use_the_plugin_does_not_import_jax(pytester, monkeypatch):
+    """The plugin loads in every project with the package installed; one that names no
+    implementation, mesh or constraint must not pay for JAX (nor start it)."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout's plugin, in the subprocess
+    pytester.makepyfile(
+        test_other="import sys\n\ndef test_no_jax():\n    assert 'jax' not in sys.modules\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*kvcache implementations under test: none*"])

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from kvcache import kv_cache_update_jax
+from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running.api import STATUSES, cases_on
 from properties._src.supervising.supervisor import supervise
@@ -49,12 +50,12 @@ def run_cli(tmp_path: Path, *arguments: str) -> tuple[int, dict, ET.Element]:
     return status, json.loads(report.read_text()), ET.parse(junit).getroot()
 
 
-def assert_got(result: dict, expected: tuple[str, list[str]]) -> None:
+def assert_got(result: CaseResult, expected: tuple[str, list[str]]) -> None:
     status, phrases = expected
-    assert result["status"] == status, result["counterexample"]
-    assert (result["counterexample"] is None) == (status == "passed")
+    assert result.status == status, result.counterexample
+    assert (result.counterexample is None) == (status == "passed")
     for phrase in phrases:
-        assert phrase in result["counterexample"], result["counterexample"]
+        assert phrase in (result.counterexample or ""), result.counterexample
 
 
 @pytest.mark.parametrize("spec", MISBEHAVING)
@@ -69,7 +70,7 @@ def test_each_misbehaving_implementation_alone_gets_a_report(spec, tmp_path, cap
         c.name for c in cases_on("serving")
     ], "every case is reported, the ones after a crash or a hang included"
     for result in implementation["results"]:
-        assert_got(result, expected)
+        assert_got(CaseResult.from_dict(result), expected)
     out = capsys.readouterr().out
     assert f"{spec}: {implementation['results'][-1]['property']} (serving) {expected[0]} in" in out
     assert junit.get("tests") == str(len(cases_on("serving")))
@@ -78,7 +79,7 @@ def test_each_misbehaving_implementation_alone_gets_a_report(spec, tmp_path, cap
 @pytest.mark.parametrize("spec", MISBEHAVING)
 def test_each_misbehaving_implementation_leaves_a_correct_one_beside_it_unaffected(spec):
     expected = EXPECTED[spec]
-    results: dict[str, list[dict]] = {}
+    results: dict[str, list[CaseResult]] = {}
 
     class Recorder:
         def case_started(self, name, case): ...
@@ -93,7 +94,7 @@ def test_each_misbehaving_implementation_leaves_a_correct_one_beside_it_unaffect
     supervise([spec, CORRECT], first, Recorder(), options=options, timeout=float(TIMEOUT), jobs=2)
     [result] = results[spec]
     assert_got(result, expected)
-    assert [r["status"] for r in results[CORRECT]] == ["passed"]
+    assert [r.status for r in results[CORRECT]] == ["passed"]
 
 
 def test_a_crash_beside_a_correct_implementation_loses_nothing(tmp_path):
@@ -137,7 +138,7 @@ def crashes_from_two_columns(
 
 
 def test_the_crash_counterexample_is_the_update_in_flight_not_an_earlier_one():
-    results: list[dict] = []
+    results: list[CaseResult] = []
 
     class Recorder:
         def case_started(self, name, case): ...
@@ -151,10 +152,10 @@ def test_the_crash_counterexample_is_the_update_in_flight_not_an_earlier_one():
     options = {"profile": "ci", "max_examples": 20}
     supervise([spec], cases_on("general")[:1], Recorder(), options=options, timeout=60)
     [result] = results
-    assert result["status"] == "crashed", result["counterexample"]
-    columns = int(re.search(r"; n = (\d+) of", result["counterexample"])[1])
-    assert columns >= 2, result["counterexample"]
-    assert result["examples"] >= 2, "updates with fewer columns ran (and passed) before it"
+    assert result.status == "crashed" and result.counterexample, result.counterexample
+    columns = int(re.search(r"; n = (\d+) of", result.counterexample)[1])
+    assert columns >= 2, result.counterexample
+    assert result.examples >= 2, "updates with fewer columns ran (and passed) before it"
 
 
 def first_line(process: subprocess.Popen) -> str:
@@ -227,15 +228,8 @@ def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(timeout):
     assert exit_.value.code == 2
 
 
-def a_result(status: str, counterexample: str | None) -> dict:
-    return {
-        "property": "matches-oracle",
-        "tier": "serving",
-        "status": status,
-        "examples": 1,
-        "seconds": 0.5,
-        "counterexample": counterexample,
-    }
+def a_result(status: str, counterexample: str | None, diagnosis=()) -> CaseResult:
+    return CaseResult("matches-oracle", "serving", status, 1, 0.5, counterexample, diagnosis)
 
 
 def test_the_files_are_rewritten_whole_as_each_result_arrives(tmp_path):
@@ -253,9 +247,21 @@ def test_the_files_are_rewritten_whole_as_each_result_arrives(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["r.json", "r.xml"], "no temporary file is left"
 
 
-def test_a_result_keeps_fields_it_does_not_know(tmp_path):
+def test_a_result_crosses_the_process_boundary_as_itself_and_the_json_keeps_its_fields(tmp_path):
+    result = a_result("failed", "why", ("values", "untouched-row"))
+    assert CaseResult.from_dict(result.to_dict()) == result
+    check = CheckResult("a:b", (result, a_result("passed", None)))
+    assert CheckResult.from_dict(json.loads(json.dumps(check.to_dict()))) == check
     report = tmp_path / "r.json"
     results = Results(["a:b"], [(report, json_text)])
-    results.add("a:b", {**a_result("failed", "why"), "diagnosis": "an off-by-one"})
+    results.add("a:b", result)
     [implementation] = json.loads(report.read_text())["implementations"]
-    assert implementation["results"][0]["diagnosis"] == "an off-by-one"
+    assert list(implementation["results"][0].items()) == [
+        ("property", "matches-oracle"),
+        ("tier", "serving"),
+        ("status", "failed"),
+        ("examples", 1),
+        ("seconds", 0.5),
+        ("counterexample", "why"),
+        ("diagnosis", ["values", "untouched-row"]),
+    ]

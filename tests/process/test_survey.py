@@ -13,10 +13,11 @@ import pytest
 
 from kvcache import kv_cache_update_jax
 from oracle.contract import Update
+from properties import CaseResult
 from properties._src.calling.implementations import CALL_MODES, Implementation
 from properties._src.judging import comparison
 from properties._src.judging.checks import MATCHES_ORACLE
-from properties._src.judging.judge import judge_step
+from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import Step
 from survey import adapters, fetching, patching, peers, running, table
 from survey.peers import Patch, Peer
@@ -147,16 +148,12 @@ def test_a_wheel_without_the_file_says_so(tmp_path):
 
 
 def test_the_table_shows_each_tier_its_verdicts_and_diagnoses():
-    results = [
-        {"property": "matches-oracle", "tier": "general", "status": "passed", "seconds": 1.2},
-        {
-            "property": "matches-oracle",
-            "tier": "serving",
-            "status": "failed",
-            "seconds": 2.0,
-            "diagnosis": ["padding-copied", "values"],
-        },
-    ]
+    results = (
+        CaseResult("matches-oracle", "general", "passed", 3, 1.2, None),
+        CaseResult(
+            "matches-oracle", "serving", "failed", 3, 2.0, "why", ("padding-copied", "values")
+        ),
+    )
     peer = peers.by_key("sglang_jax_kv_cache_update")
     text = table.render([running.PeerRun(peer, results, 1, "", 5.0)])
     general, serving = text.splitlines()[1:3]
@@ -215,6 +212,7 @@ def test_every_adapter_keeps_nan_payloads_eagerly_and_under_jit_donated(dtype, m
         for peer in peers.PEERS:
             adapted = Implementation(peer.key, adapters.adapt(peer, exact_stand_in))
             for mode in CALL_MODES:
-                assert judge_step(adapted, MATCHES_ORACLE, Step(update, mode)) is None, peer.key
+                _, failure = judged_call(adapted, MATCHES_ORACLE, Step(update, mode))
+                assert failure is None, peer.key
     finally:
         jax.set_mesh(None)  # sglang-jax's adapter set one for the process

@@ -23,6 +23,7 @@ from properties._src.calling.implementations import (
 )
 from properties._src.cases.catalog import CASES
 from properties._src.cases.regressions import REGRESSIONS
+from properties._src.cases.run_config import RunConfig
 from properties._src.cases.shape_changes import SHAPE_CHANGES
 from properties._src.domain.buckets import BUCKETS
 from properties._src.judging.checks import bits
@@ -54,7 +55,9 @@ def test_a_result_wrong_only_under_jit_is_reported_as_such():
     expected = reference_update(*UPDATE.arrays(), page_size=UPDATE.page_size)
     assert np.array_equal(bits(call(mutant, UPDATE, EAGER)), bits(expected))
     assert not np.array_equal(bits(call(mutant, UPDATE, JIT_DONATED)), bits(expected))
-    outcome = run(mutant, CASES[0], SEARCH, explicit_examples=False, buckets=BUCKETS[:3])
+    outcome = run(
+        mutant, CASES[0], RunConfig(settings=SEARCH, explicit_examples=False, buckets=BUCKETS[:3])
+    )
     assert outcome.status == "failed"
     assert outcome.failure.message.startswith("under jax.jit with a donated cache: cache rows")
     snippet = render(mutant.name, outcome.failure).split("reproduce:\n", 1)[1]
@@ -64,7 +67,11 @@ def test_a_result_wrong_only_under_jit_is_reported_as_such():
 
 
 def test_a_count_read_on_host_fails_under_jit_and_passes_eagerly():
-    outcome = run(load(f"{MUTANTS}:count_read_on_host"), CASES[0], SEARCH, explicit_examples=False)
+    outcome = run(
+        load(f"{MUTANTS}:count_read_on_host"),
+        CASES[0],
+        RunConfig(settings=SEARCH, explicit_examples=False),
+    )
     assert outcome.status == "failed"
     assert re.match(
         r"under jax.jit with a donated cache: the implementation raised \w*Concretization",
@@ -76,14 +83,15 @@ def test_every_property_case_calls_in_both_modes_under_ci():
     seen = []
     for case in CASES[:2]:
         case.build(
-            load("kvcache:kv_cache_update_jax"), observe=seen.append, settings_=PROFILES["ci"]
+            load("kvcache:kv_cache_update_jax"),
+            RunConfig(observe=seen.append, settings=PROFILES["ci"]),
         )()
     assert {step.mode for step in seen} == set(CALL_MODES)
 
 
 def test_state_kept_between_shapes_is_caught_and_replayed_in_order():
     mutant = load(f"{MUTANTS}:page_table_keyed_by_page_size")
-    outcome = run(mutant, SHAPE_CHANGES[0], FIND, explicit_examples=False)
+    outcome = run(mutant, SHAPE_CHANGES[0], RunConfig(settings=FIND, explicit_examples=False))
     assert outcome.status == "failed"
     failure = outcome.failure
     step = int(re.match(r"step (\d) of 3, ", failure.message).group(1))

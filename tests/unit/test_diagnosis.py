@@ -16,14 +16,15 @@ from properties._src.calling.implementations import CALL_MODES, Implementation, 
 from properties._src.cases.catalog import CASES
 from properties._src.cases.property_case import examples_per_shape
 from properties._src.cases.regressions import REGRESSIONS
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS
 from properties._src.judging.attribution import JAX_SOURCE
 from properties._src.judging.diagnosis import explain
-from properties._src.judging.judge import judge_step
+from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import Step
 from properties._src.reporting.report import render
 from properties._src.running.api import check
-from properties._src.running.runner import judge, run
+from properties._src.running.runner import run
 from properties.known_bad.mutants import count_minus_one, quiet_nans
 
 CLAMPED, PADDING = (r.update for r in REGRESSIONS)
@@ -64,9 +65,12 @@ def test_a_row_written_one_page_late_is_untouched_row_and_values():
 
 def test_nan_payloads_alone_are_nan_payload_and_equal_by_value():
     update = with_signalling_nan(PADDING, 5)
-    failure = judge(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, update)
+    failure = judged_call(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, Step(update))[1]
     assert failure is not None and failure.diagnosis.codes == ("nan-payload",)
-    assert judge(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, update, "values") is None
+    assert (
+        judged_call(mutant("nan_quieted_everywhere"), MATCHES_ORACLE, Step(update), "values")[1]
+        is None
+    )
 
 
 def test_signed_zeros_alone_are_signed_zero():
@@ -88,16 +92,22 @@ def test_a_nan_difference_never_hides_a_wrong_value():
         )
 
     update = with_signalling_nan(CLAMPED, 2)
-    failure = judge(Implementation("both", both), MATCHES_ORACLE, update)
+    failure = judged_call(Implementation("both", both), MATCHES_ORACLE, Step(update))[1]
     assert failure.diagnosis.codes == ("nan-payload", "values")
 
 
 def test_a_nan_only_mutant_fails_by_bits_with_nan_payload_only_and_passes_by_values():
-    by_bits = run(mutant("nan_quieted_everywhere"), CASES[0], QUICK, explicit_examples=False)
+    by_bits = run(
+        mutant("nan_quieted_everywhere"),
+        CASES[0],
+        RunConfig(settings=QUICK, explicit_examples=False),
+    )
     assert by_bits.status == "failed" and by_bits.diagnosis.codes == ("nan-payload",)
     assert by_bits.examples <= examples_per_shape(QUICK.max_examples, len(BUCKETS)) * len(BUCKETS)
     by_values = run(
-        mutant("nan_quieted_everywhere"), CASES[0], QUICK, explicit_examples=False, compare="values"
+        mutant("nan_quieted_everywhere"),
+        CASES[0],
+        RunConfig(settings=QUICK, explicit_examples=False, compare="values"),
     )
     assert by_values.status == "passed"
 
@@ -119,7 +129,8 @@ def test_raised_names_the_implementations_own_line_then_jaxs(mode):
         total_update_slices=np.array([0], np.int32),
     )
     implementation = Implementation("last_slice_end", _last_slice_end)
-    failure = judge_step(implementation, MATCHES_ORACLE, Step(no_columns, mode))
+    _, failure = judged_call(implementation, MATCHES_ORACLE, Step(no_columns, mode))
+    assert failure is not None
     assert failure.diagnosis.codes == ("raised",)
     source = inspect.getsource(_last_slice_end).splitlines()
     own = _last_slice_end.__code__.co_firstlineno + next(
@@ -135,7 +146,7 @@ def test_raised_and_shape_or_dtype():
     def raises(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
         raise ValueError("refused")
 
-    failure = judge(Implementation("raises", raises), MATCHES_ORACLE, PADDING)
+    failure = judged_call(Implementation("raises", raises), MATCHES_ORACLE, Step(PADDING))[1]
     assert failure.diagnosis.codes == ("raised",)
     assert f"ValueError: refused at {__file__}:" in str(failure.diagnosis)
     half = dataclasses.replace(
@@ -143,7 +154,7 @@ def test_raised_and_shape_or_dtype():
         new_kv_tokens=PADDING.new_kv_tokens.astype(np.float16),
         kv_cache_pages=PADDING.kv_cache_pages.astype(np.float16),
     )
-    promoted = judge(mutant("result_promoted"), MATCHES_ORACLE, half)
+    promoted = judged_call(mutant("result_promoted"), MATCHES_ORACLE, Step(half))[1]
     assert promoted.diagnosis.codes == ("shape-or-dtype",)
 
 
@@ -155,7 +166,9 @@ def test_rows_that_differ_show_only_the_elements_that_differ():
     )
     actual = call(load("kvcache:kv_cache_update_jax"), update).copy()
     actual[0, 1, 6] = 7.0
-    failure = judge(Implementation("x", lambda *a, page_size: actual), MATCHES_ORACLE, update)
+    failure = judged_call(
+        Implementation("x", lambda *a, page_size: actual), MATCHES_ORACLE, Step(update)
+    )[1]
     text = render("x", failure)
     assert "row 0 (page 0 offset 0): 1 of 16 elements differ" in text
     assert "    [1, 6]: 1. -> 7.\n" in text
@@ -195,11 +208,15 @@ def test_soft_findings_from_other_examples_are_not_reported():
     outcome = run(
         implementation,
         CASES[0],
-        settings(QUICK, max_examples=60),
-        explicit_examples=False,
-        buckets=floating,
-        before_call=lambda u: (
-            holding_nans.append(u) if np.isnan(u.kv_cache_pages.astype(np.float32)).any() else None
+        RunConfig(
+            settings=settings(QUICK, max_examples=60),
+            explicit_examples=False,
+            buckets=floating,
+            before_call=lambda u: (
+                holding_nans.append(u)
+                if np.isnan(u.kv_cache_pages.astype(np.float32)).any()
+                else None
+            ),
         ),
     )
     assert outcome.status == "failed"

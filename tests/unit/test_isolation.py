@@ -26,6 +26,7 @@ from properties._src.calling.implementations import (
 )
 from properties._src.calling.interpreter_repairs import InterpreterWarning
 from properties._src.cases.catalog import CASES, PropertyCase
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import (
     AFFORDABLE_WHEN_INTERPRETED,
     BUCKETS,
@@ -143,7 +144,7 @@ def test_a_kernel_that_faults_on_some_examples_fails_nothing_else(unmended, monk
 
     monkeypatch.setattr(PropertyCase, "build", counted)
     outcomes = [
-        run(KERNEL, case, QUICK, buckets=AFFORDABLE_WHEN_INTERPRETED)
+        run(KERNEL, case, RunConfig(settings=QUICK, buckets=AFFORDABLE_WHEN_INTERPRETED))
         for case in CASES
         if isinstance(case, PropertyCase)
     ]
@@ -171,9 +172,11 @@ def test_an_implementation_seen_interpreted_skips_the_shapes_it_cannot_afford(in
     outcome = run(
         implementation,
         case,
-        settings(QUICK, max_examples=len(BUCKETS)),
-        buckets=BUCKETS,
-        before_call=lambda u: columns.append(u.slice_indices.shape[1]),
+        RunConfig(
+            settings=settings(QUICK, max_examples=len(BUCKETS)),
+            buckets=BUCKETS,
+            before_call=lambda u: columns.append(u.slice_indices.shape[1]),
+        ),
     )
     assert outcome.status == "passed", outcome.failure
     assert seen_interpreted(implementation) is interpreted

@@ -11,6 +11,7 @@ from hypothesis import Phase, settings
 from properties._src.calling.implementations import load
 from properties._src.cases.metamorphic import METAMORPHIC, real_columns, with_columns
 from properties._src.cases.regressions import REGRESSIONS
+from properties._src.cases.run_config import RunConfig
 from properties._src.running.profiles import PROFILES
 from properties._src.running.runner import run
 
@@ -29,7 +30,9 @@ def test_with_columns_replaces_the_real_columns_and_keeps_the_padding():
     "case", [c for c in METAMORPHIC if c.name != "applying-twice-equals-once"], ids=lambda c: c.id
 )
 def test_a_relation_rejects_an_implementation_that_skips_the_last_column(case):
-    outcome = run(load("properties.known_bad.mutants:count_minus_one"), case, FIND)
+    outcome = run(
+        load("properties.known_bad.mutants:count_minus_one"), case, RunConfig(settings=FIND)
+    )
     assert outcome.status == "failed", outcome
     assert outcome.failure.message.startswith("call "), outcome.failure.message
 
@@ -37,6 +40,10 @@ def test_a_relation_rejects_an_implementation_that_skips_the_last_column(case):
 def test_a_relation_failure_counts_the_examples_tried_not_the_shrink_steps():
     """A relation fails in the test itself, not in a judged call, so shrinking follows it."""
     budget = settings(PROFILES["ci"], max_examples=40)  # shrinking on
-    outcome = run(load("properties.known_bad.mutants:count_minus_one"), METAMORPHIC[0], budget)
+    outcome = run(
+        load("properties.known_bad.mutants:count_minus_one"),
+        METAMORPHIC[0],
+        RunConfig(settings=budget),
+    )
     assert outcome.status == "failed", outcome
     assert 1 <= outcome.examples <= 40 // 2, outcome.examples  # each example is two calls or more

@@ -19,7 +19,8 @@ from properties._src.domain.buckets import DTYPES
 from properties._src.judging import comparison
 from properties._src.judging.checks import PROPERTIES
 from properties._src.judging.diagnosis import explain
-from properties._src.running.runner import judge
+from properties._src.judging.judge import judged_call
+from properties._src.judging.steps import Step
 from properties.known_bad.mutants import count_minus_one, quiet_nans
 
 MATCHES_ORACLE = PROPERTIES[0]
@@ -88,14 +89,14 @@ def test_a_bare_scatter_writer_passes_by_bits_whatever_the_platform_does_to_nans
     # says the backend's scatter quiets them, and nowhere else.
     assert explain(update, actual).codes == (("nan-payload",) if quieted else ())
     for prop in PROPERTIES:
-        assert judge(SCATTER_WRITER, prop, update) is None, prop
+        assert judged_call(SCATTER_WRITER, prop, Step(update))[1] is None, prop
 
 
 @pytest.mark.parametrize("dtype", NARROW)
 def test_where_the_backend_scatters_exactly_quieted_nans_still_fail(dtype, probe_says):
     quieted = comparison.quiets_nan_payloads(dtype)
     probe_says(False)  # the platform this run pretends to be copies every dtype exactly
-    failure = judge(SCATTER_WRITER, MATCHES_ORACLE, every_pattern(dtype))
+    failure = judged_call(SCATTER_WRITER, MATCHES_ORACLE, Step(every_pattern(dtype)))[1]
     assert (failure is not None) == quieted
     if quieted:
         assert failure.diagnosis.codes == ("nan-payload",)
@@ -104,9 +105,9 @@ def test_where_the_backend_scatters_exactly_quieted_nans_still_fail(dtype, probe
 def test_a_real_nan_payload_change_fails_where_the_backend_scatters_exactly():
     update = with_signalling_nan(every_pattern("float8_e4m3fn"), 5)  # float32, with a sNaN
     assert not comparison.quiets_nan_payloads("float32")
-    failure = judge(
-        load("properties.known_bad.mutants:nan_quieted_everywhere"), MATCHES_ORACLE, update
-    )
+    failure = judged_call(
+        load("properties.known_bad.mutants:nan_quieted_everywhere"), MATCHES_ORACLE, Step(update)
+    )[1]
     assert failure is not None and failure.diagnosis.codes == ("nan-payload",)
 
 
@@ -114,20 +115,22 @@ def test_only_nan_payloads_are_excused_every_other_bit_is_compared(probe_says):
     probe_says(True)
     update = with_signalling_nan(every_pattern("float8_e4m3fn"), 5)
     quieting = load("properties.known_bad.mutants:nan_quieted_everywhere")
-    assert judge(quieting, MATCHES_ORACLE, update) is None
+    assert judged_call(quieting, MATCHES_ORACLE, Step(update))[1] is None
 
     def quiet_and_wrong(new_kv_tokens, slice_indices, kv_cache_pages, total, *, page_size):
         cache = quiet_nans(kv_cache_pages)
         return count_minus_one(new_kv_tokens, slice_indices, cache, total, page_size=page_size)
 
-    wrong = judge(Implementation("both", quiet_and_wrong), MATCHES_ORACLE, update)
+    wrong = judged_call(Implementation("both", quiet_and_wrong), MATCHES_ORACLE, Step(update))[1]
     assert wrong is not None and wrong.diagnosis.codes == ("values",)
 
     zeroed = dataclasses.replace(update, kv_cache_pages=update.kv_cache_pages.copy())
     zeroed.kv_cache_pages[40] = 0.0
     negated = call(load("kvcache:kv_cache_update_jax"), zeroed).copy()
     negated[40] = -0.0
-    signed = judge(Implementation("x", lambda *a, page_size: negated), MATCHES_ORACLE, zeroed)
+    signed = judged_call(
+        Implementation("x", lambda *a, page_size: negated), MATCHES_ORACLE, Step(zeroed)
+    )[1]
     assert signed is not None and signed.diagnosis.codes == ("signed-zero",)
 
 

@@ -10,6 +10,7 @@ from kvcache import kv_cache_update, kv_cache_update_jax
 from oracle.contract import Tier
 from properties._src.calling.implementations import CALL_MODES, EAGER, JIT_DONATED, jitted, load
 from properties._src.cases.property_case import PropertyCase
+from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS
 from properties._src.judging.checks import MATCHES_ORACLE
 from properties._src.judging.steps import Step
@@ -37,10 +38,12 @@ def test_one_compilation_per_static_shape_and_calling_mode(spec):
     before = {mode: program._cache_size() for mode, program in programs.items()}
     PropertyCase(MATCHES_ORACLE, Tier.GENERAL).build(
         implementation,
-        explicit_examples=False,
-        observe=observe,
-        settings_=settings(max_examples=25, derandomize=True, database=None, deadline=None),
-        buckets=BUCKETS[:1],
+        RunConfig(
+            explicit_examples=False,
+            observe=observe,
+            settings=settings(max_examples=25, derandomize=True, database=None, deadline=None),
+            buckets=BUCKETS[:1],
+        ),
     )()
     assert len(examples) > sum(len(s) for s in signatures.values())
     for mode, program in programs.items():

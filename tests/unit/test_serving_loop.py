@@ -11,6 +11,7 @@ from hypothesis import Phase, settings
 
 from oracle.contract import Tier, violations
 from properties._src.calling.implementations import load
+from properties._src.cases.run_config import RunConfig
 from properties._src.cases.serving_loop import SERVING_LOOP, rows_of
 from properties._src.domain.buckets import BUCKETS, Bucket
 from properties._src.reporting.report import render
@@ -22,7 +23,7 @@ FIND = settings(PROFILES["ci"], max_examples=20, phases=(Phase.generate,))
 
 def test_a_page_aligned_slice_one_page_late_is_caught_at_its_step():
     spec = "properties.known_bad.mutants:page_aligned_one_page_late"
-    outcome = run(load(spec), SERVING_LOOP, FIND)
+    outcome = run(load(spec), SERVING_LOOP, RunConfig(settings=FIND))
     assert outcome.status == "failed"
     failure = outcome.failure
     step = re.match(

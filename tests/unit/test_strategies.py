@@ -15,7 +15,17 @@ from oracle.contract import Tier, Update, violations
 from oracle.reference import reference_update
 from properties._src.calling.implementations import as_implementation
 from properties._src.cases.catalog import CASES, bits
-from properties._src.domain.buckets import BUCKETS, DTYPES, EDGE_CLASSES, POOL_DTYPES, Bucket
+from properties._src.cases.run_config import RunConfig
+from properties._src.domain.buckets import (
+    BUCKETS,
+    DTYPES,
+    EDGE_CLASSES,
+    INTERPRETER_MAX_COLUMNS,
+    MANY_COLUMNS,
+    POOL_DTYPES,
+    SHRINK_TARGET,
+    Bucket,
+)
 from properties._src.domain.constraints import fitting, parse_all, within_memory
 from properties._src.drawing.shapes import any_bucket, as_strategy, for_tier, shape_space
 from properties._src.drawing.strategies import special_values, updates
@@ -180,11 +190,11 @@ def test_feature_is_reachable(feature):
 
 def test_counterexamples_shrink_to_the_smallest_bucket_and_one_column():
     found = find(updates(), lambda u: any(ln for *_, ln in _spans(u)), settings=SEARCH)
-    assert found.page_size == BUCKETS[0].page_size
+    assert found.page_size == SHRINK_TARGET.page_size
     assert found.kv_cache_pages.shape == (
-        BUCKETS[0].cache_rows,
-        BUCKETS[0].heads,
-        BUCKETS[0].head_dim,
+        SHRINK_TARGET.cache_rows,
+        SHRINK_TARGET.heads,
+        SHRINK_TARGET.head_dim,
     )
     assert _spans(found) == [(0, 0, 1)]
     assert not _padding_is_garbage(found)
@@ -218,7 +228,9 @@ def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
     oracle = as_implementation(_oracle_in_jax)
     for case in CASES:
         seen: list = []  # a Step per example, or the list a sequence case fills as it goes
-        case.build(oracle, explicit_examples=False, observe=seen.append, settings_=PROFILES["ci"])()
+        case.build(
+            oracle, RunConfig(explicit_examples=False, observe=seen.append, settings=PROFILES["ci"])
+        )()
         for observed in seen:
             for step in observed if isinstance(observed, list) else [observed]:
                 u = step.update
@@ -248,7 +260,16 @@ def test_constraints_fit_the_pool_keeping_its_edges():
     assert all(within_memory(b) for b in fitted)
     kept = {name for name, holds in EDGE_CLASSES.items() if any(map(holds, fitted))}
     assert {"page size 1", "no columns", "no new tokens", "over 256 columns"} <= kept
-    assert fitted[0].page_size == BUCKETS[0].page_size  # still the small, readable first shape
+    assert fitted[0].page_size == SHRINK_TARGET.page_size  # still the small, readable first shape
+
+
+def test_the_pool_starts_with_the_shrink_target_and_affords_a_shape_before_many_columns():
+    """Counterexamples shrink to the pool's first shape; a property case must have called an
+    affordable shape before ``MANY_COLUMNS`` to know whether to skip it (``affordable``)."""
+    assert BUCKETS[0] == SHRINK_TARGET
+    assert MANY_COLUMNS.num_slices > INTERPRETER_MAX_COLUMNS
+    before = BUCKETS[: BUCKETS.index(MANY_COLUMNS)]
+    assert any(b.num_slices <= INTERPRETER_MAX_COLUMNS for b in before)
 
 
 def test_a_constraint_nothing_fits_is_refused_by_name():

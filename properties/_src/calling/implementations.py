@@ -37,10 +37,6 @@ INTERPRET_PARAMS = pltpu.InterpretParams(
 
 EAGER = "eager"
 JIT_DONATED = "jit-donated"
-CALL_MODES = (EAGER, JIT_DONATED)
-"""How ``call`` runs an implementation: as it is, or inside ``jax.jit`` with the cache donated."""
-
-MODE_PHRASES = {EAGER: "called eagerly", JIT_DONATED: "under jax.jit with a donated cache"}
 
 
 class ImplementationError(Exception):
@@ -183,6 +179,29 @@ def jitted(implementation: Implementation, *, detect_races: bool = True) -> Call
     return kept[1]
 
 
+@dataclass(frozen=True)
+class CallingMode:
+    """One way ``call`` runs an implementation: how a report says it (``phrase``) and what it
+    calls (``program(implementation, detect_races)``)."""
+
+    phrase: str
+    program: Callable[[Implementation, bool], Callable]
+
+
+CALLING_MODES: dict[str, CallingMode] = {
+    EAGER: CallingMode("called eagerly", lambda implementation, _: implementation.function),
+    JIT_DONATED: CallingMode(
+        "under jax.jit with a donated cache",
+        lambda implementation, races: jitted(implementation, detect_races=races),
+    ),
+}
+"""Every calling mode, by name; each case draws its calls' modes from these (a new mode joins
+by one entry here)."""
+
+CALL_MODES = tuple(CALLING_MODES)
+"""The calling modes' names: as it is, or inside ``jax.jit`` with the cache donated."""
+
+
 def call(
     implementation: Implementation,
     update: Update,
@@ -202,7 +221,7 @@ def call(
     faults apart). What the call prints (the interpreter prints some findings, such as a
     semaphore left non-zero at kernel exit) becomes ``InterpreterWarning``s.
     """
-    if mode not in CALL_MODES:
+    if mode not in CALLING_MODES:
         raise ValueError(f"unknown calling mode {mode!r}; choose one of {', '.join(CALL_MODES)}")
     race = RaceDetected(f"{implementation}: the TPU interpreter detected a race")
     with (
@@ -210,11 +229,7 @@ def call(
         clean_slate(),
         interpreting(detect_races=detect_races),
     ):
-        function = (
-            jitted(implementation, detect_races=detect_races)
-            if mode == JIT_DONATED
-            else implementation.function
-        )
+        function = CALLING_MODES[mode].program(implementation, detect_races)
         try:
             result = function(*placement.arguments(update, mesh), page_size=update.page_size)
             result = placement.to_host(jax.block_until_ready(result), mesh)

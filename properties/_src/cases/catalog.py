@@ -16,17 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hypothesis import settings
-from jax.sharding import Mesh
-
 from oracle.contract import Tier
 from properties._src.calling.implementations import Implementation
 from properties._src.cases.metamorphic import METAMORPHIC
 from properties._src.cases.property_case import PropertyCase
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.cases.serving_loop import SERVING_LOOP
 from properties._src.cases.shape_changes import SHAPE_CHANGES
-from properties._src.domain.constraints import Constraint
-from properties._src.drawing.shapes import Shapes
 from properties._src.judging.checks import (
     MESH_PROPERTIES,
     PROPERTIES,
@@ -34,7 +30,7 @@ from properties._src.judging.checks import (
     bits,
     differing_rows,
 )
-from properties._src.judging.steps import Failure, Judge
+from properties._src.judging.steps import Failure
 
 __all__ = [
     "CASES",
@@ -44,6 +40,7 @@ __all__ = [
     "Case",
     "Property",
     "PropertyCase",
+    "RunConfig",
     "all_cases",
     "bits",
     "differing_rows",
@@ -63,31 +60,16 @@ class Case(Protocol):
     def id(self) -> str: ...
 
     def build(
-        self,
-        implementation: Implementation,
-        *,
-        settings_: settings | None = None,
-        explicit_examples: bool = True,
-        observe: Callable[[Any], None] | None = None,
-        buckets: Shapes | None = None,
-        constraints: tuple[Constraint, ...] = (),
-        compare: str = "bits",
-        mesh: Mesh | None = None,
-        judge: Judge | None = None,
+        self, implementation: Implementation, config: RunConfig = PYTEST_RUN
     ) -> Callable[[], None]:
-        """A zero-argument Hypothesis test; ``observe`` sees each example before it runs;
-        with a ``mesh`` every update is placed on it; ``judge`` runs and judges each call
-        (by default, any finding compared as ``compare`` says fails the example)."""
+        """A zero-argument Hypothesis test of ``implementation``, run as ``config`` says."""
         ...
 
     def reproduce(
-        self,
-        implementation: Implementation,
-        example: Any,
-        mesh: Mesh | None = None,
-        compare: str = "bits",
+        self, implementation: Implementation, example: Any, config: RunConfig = PYTEST_RUN
     ) -> Failure | None:
-        """The failure ``example`` (one ``observe`` saw) shows when judged again, or None."""
+        """The failure ``example`` (one ``config.observe`` saw) shows when judged again, or
+        None."""
         ...
 
 

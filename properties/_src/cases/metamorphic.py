@@ -17,17 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from jax.sharding import Mesh
 
 from oracle.contract import Tier, Update
 from properties._src.calling.implementations import Implementation
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.cases.sequence_case import SequenceCase, budget
-from properties._src.domain.constraints import Constraint
-from properties._src.drawing.shapes import Shapes, affordable
+from properties._src.drawing.shapes import affordable
 from properties._src.drawing.strategies import updates
 from properties._src.judging.checks import differing_rows
 from properties._src.judging.comparison import canonical
-from properties._src.judging.steps import MODES, Judge, Step, strict
+from properties._src.judging.steps import MODES, Step
 
 Column = tuple[int, int, int]
 Apply = Callable[..., np.ndarray]  # apply(update, what, on=None): the new cache
@@ -106,42 +105,30 @@ class Metamorphic(SequenceCase):
     relation: Relation = updates_commute_and_combine
 
     def build(
-        self,
-        implementation: Implementation,
-        *,
-        settings_=None,
-        explicit_examples: bool = True,
-        observe: Callable[[list[Step]], None] | None = None,
-        buckets: Shapes | None = None,
-        constraints: tuple[Constraint, ...] = (),
-        compare: str = "bits",
-        mesh: Mesh | None = None,
-        judge: Judge | None = None,
+        self, implementation: Implementation, config: RunConfig = PYTEST_RUN
     ) -> Callable[[], None]:
-        del explicit_examples, constraints  # none: the rewrites are drawn, from fitted shapes
+        judged = config.judge_for(implementation)
 
-        judged = judge or strict(implementation, compare, mesh)
-
-        @given(update=updates(self.tier, buckets), data=st.data())
+        @given(update=updates(self.tier, config.buckets), data=st.data())
         def test(update: Update, data: st.DataObject) -> None:
             # Each rewrite keeps the columns' count: one look at the interpreter's budget.
             assume(affordable(implementation, update.slice_indices.shape[1]))
             steps: list[Step] = []
-            if observe is not None:
-                observe(steps)
+            if config.observe is not None:
+                config.observe(steps)
 
             def apply(update: Update, what: str, on: np.ndarray | None = None) -> np.ndarray:
                 if on is not None:
                     update = dataclasses.replace(update, kv_cache_pages=on)
                 label = f"call {len(steps) + 1}, {what}"
                 steps.append(Step(update, data.draw(MODES, label=f"mode of {label}"), label))
-                return canonical(judged(steps[-1], None, steps[:-1]), compare)
+                return canonical(judged(steps[-1], None, steps[:-1]), config.compare)
 
             self.relation(apply, update, data)
 
         test.__name__ = self.id.replace("-", "_")
         # Each example runs the implementation two to five times: half the examples.
-        return budget(settings_, share=2)(test)
+        return budget(config, share=2)(test)
 
 
 METAMORPHIC = tuple(

@@ -15,23 +15,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
-from jax.sharding import Mesh
 
 from oracle.contract import Tier, Update
 from properties._src.calling import placement
 from properties._src.calling.implementations import CALL_MODES, Implementation
 from properties._src.cases.regressions import REGRESSIONS
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.domain.buckets import Bucket
-from properties._src.domain.constraints import Constraint, admitted
+from properties._src.domain.constraints import admitted
 from properties._src.drawing.shapes import Shapes, affordable, for_tier, shape_space
 from properties._src.drawing.strategies import updates
 from properties._src.judging.checks import Property
 from properties._src.judging.judge import replay
-from properties._src.judging.steps import MODES, Failure, Judge, Step, strict
+from properties._src.judging.steps import MODES, Failure, Step
 
 
 def examples_per_shape(budget: int, shapes: int) -> int:
@@ -59,30 +59,17 @@ class PropertyCase:
         return f"{self.name}-{self.tier.name.lower()}"
 
     def build(
-        self,
-        implementation: Implementation,
-        *,
-        settings_: settings | None = None,
-        explicit_examples: bool = True,
-        observe: Callable[[Step], None] | None = None,
-        buckets: Shapes | None = None,
-        constraints: tuple[Constraint, ...] = (),
-        compare: str = "bits",
-        mesh: Mesh | None = None,
-        judge: Judge | None = None,
+        self, implementation: Implementation, config: RunConfig = PYTEST_RUN
     ) -> Callable[[], None]:
         """A zero-argument Hypothesis test checking this case for ``implementation``.
 
-        ``observe`` sees every step (update and mode) before it is run. Without
-        ``explicit_examples`` the regression examples are skipped, so a failure must be found
-        and shrunk by search. ``buckets`` narrows the static shapes drawn (say, to what a TPU's
-        layout allows); a regression example whose shape breaks one of ``constraints`` is
-        skipped too, since the implementation cannot take it. With a ``mesh`` every update is
-        placed on it (the buckets must split evenly over it). ``judge`` runs and judges each
-        step (the runner's keeps soft findings); by default any finding, compared as
-        ``compare`` says, fails the example.
+        ``config.observe`` sees every step (update and mode) before it is run; a regression
+        example is skipped without ``config.explicit_examples``, and where its shape breaks one
+        of ``config.constraints`` or does not split over ``config.mesh``, since the
+        implementation cannot take it.
         """
-        judged = judge or strict(implementation, compare, mesh)
+        judged = config.judge_for(implementation)
+        observe = config.observe
 
         def test(update: Update, mode: str) -> None:
             step = Step(update, mode)
@@ -90,13 +77,20 @@ class PropertyCase:
                 observe(step)
             judged(step, self.prop, ())
 
-        shapes = for_tier(shape_space() if buckets is None else buckets, self.tier)
+        shapes = for_tier(shape_space() if config.buckets is None else config.buckets, self.tier)
         if not isinstance(shapes, tuple):  # shapes drawn freely: one search over them all
-            return self._search(test, shapes, settings_, explicit_examples, constraints, mesh)
-        base = settings_ or settings()
+            return self._search(test, shapes, config)
+        base = config.settings_or_profile()
         share = settings(base, max_examples=examples_per_shape(base.max_examples, len(shapes)))
         searches = [
-            self._search(test, (shape,), share, explicit_examples and i == 0, constraints, mesh, i)
+            self._search(
+                test,
+                (shape,),
+                replace(
+                    config, settings=share, explicit_examples=config.explicit_examples and i == 0
+                ),
+                i,
+            )
             for i, shape in enumerate(shapes)
         ]
 
@@ -113,14 +107,12 @@ class PropertyCase:
         self,
         test: Callable[[Update, str], None],
         shapes: Shapes,
-        settings_: settings | None,
-        explicit_examples: bool,
-        constraints: tuple[Constraint, ...],
-        mesh: Mesh | None,
+        config: RunConfig,
         index: int = 0,
     ) -> Callable[[], None]:
         """One Hypothesis search of ``test`` over ``shapes``, with the regression examples if
-        ``explicit_examples``."""
+        ``config.explicit_examples``."""
+        explicit_examples, settings_ = config.explicit_examples, config.settings
 
         def search(update: Update, mode: str) -> None:
             test(update, mode)
@@ -135,8 +127,8 @@ class PropertyCase:
             for regression in REGRESSIONS:
                 if (
                     self.tier <= regression.tier
-                    and admitted(Bucket.of(regression.update), constraints)
-                    and placement.fits(regression.update, mesh)
+                    and admitted(Bucket.of(regression.update), config.constraints)
+                    and placement.fits(regression.update, config.mesh)
                 ):
                     for mode in CALL_MODES:
                         found = example(regression.update, mode)(found)
@@ -151,11 +143,7 @@ class PropertyCase:
         return found
 
     def reproduce(
-        self,
-        implementation: Implementation,
-        step: Step,
-        mesh: Mesh | None = None,
-        compare: str = "bits",
+        self, implementation: Implementation, step: Step, config: RunConfig = PYTEST_RUN
     ) -> Failure | None:
         """Judge ``step`` again; its ``Failure`` if the property rejects it."""
-        return replay(implementation, [step], self.prop, compare, mesh)
+        return replay(implementation, [step], self.prop, config.compare, config.mesh)

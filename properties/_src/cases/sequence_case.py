@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hypothesis import Phase, settings
-from jax.sharding import Mesh
 
 from oracle.contract import Tier
 from properties._src.calling.implementations import Implementation
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.domain.buckets import BUCKETS, Bucket
-from properties._src.domain.constraints import Constraint, fitting
-from properties._src.drawing.shapes import Shapes
+from properties._src.domain.constraints import fitting
 from properties._src.judging.judge import replay
 from properties._src.judging.steps import Failure, Step
 
@@ -36,26 +35,24 @@ class SequenceCase:
         return f"{self.name}-{self.tier.name.lower()}"
 
     def reproduce(
-        self,
-        implementation: Implementation,
-        steps: Sequence[Step],
-        mesh: Mesh | None = None,
-        compare: str = "bits",
+        self, implementation: Implementation, steps: Sequence[Step], config: RunConfig = PYTEST_RUN
     ) -> Failure | None:
         """Replay ``steps`` in order; the first that raises or differs from the oracle."""
-        return replay(implementation, steps, compare=compare, mesh=mesh)
+        return replay(implementation, steps, compare=config.compare, mesh=config.mesh)
 
 
-def pool(shapes: Shapes | None, constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
-    """The shapes a sequence case draws from: the pool it is given; given a strategy (a profile
-    that draws shapes freely) or nothing, the pool fitted to ``constraints``. A sequence runs
+def pool(config: RunConfig) -> tuple[Bucket, ...]:
+    """The shapes a sequence case draws from: the run's pool; given a strategy (a profile that
+    draws shapes freely) or nothing, the pool fitted to the run's constraints (a mesh's
+    included, so every shape splits over it). A sequence runs
     on few shapes, each compiled once per calling mode."""
-    return shapes if isinstance(shapes, tuple) else fitting(BUCKETS, constraints)
+    shapes = config.buckets
+    return shapes if isinstance(shapes, tuple) else fitting(BUCKETS, config.constraints)
 
 
-def budget(settings_: settings | None, share: int = 1) -> settings:
-    """``settings_`` (default: the loaded profile) with ``1/share`` of its examples and no
-    explicit phase: these cases have no explicit examples."""
-    base = settings_ or settings()
+def budget(config: RunConfig, share: int = 1) -> settings:
+    """The run's settings with ``1/share`` of its examples and no explicit phase: these cases
+    have no explicit examples."""
+    base = config.settings_or_profile()
     phases = tuple(p for p in base.phases if p != Phase.explicit)
     return settings(base, max_examples=max(1, base.max_examples // share), phases=phases)

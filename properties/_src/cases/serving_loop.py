@@ -7,10 +7,11 @@ step the implementation's cache must equal the oracle's bit for bit, and every l
 pages must hold exactly the tokens it wrote, so a step that touches another request's rows
 fails at once. Freed pages go to the front of the free list, so the next request reuses them.
 
-The static shape of every step is the first allowed bucket that holds a serving step (pages,
-page size, token rows, columns, rows, dtype, count shape), so the loop honours the shape
-constraints and every step reuses one compiled program per calling mode; the scheduler takes
-no more tokens than the columns left can hold, and runs a step only when it schedules one. Token ids are written as bit patterns, so every dtype holds them.
+The static shape of every step is ``loop_shape``'s (pages, page size, token rows, columns,
+rows, dtype, count shape): the first shape of the run's pool that holds a serving step, so the
+loop honours the shape constraints and every step reuses one compiled program per calling mode;
+the scheduler takes no more tokens than the columns left can hold, and runs a step only when it
+schedules one. Token ids are written as bit patterns, so every dtype holds them.
 """
 
 from __future__ import annotations
@@ -30,18 +31,17 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from jax.sharding import Mesh
 
 from kvcache.slot_mapping import slot_mapping
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update
 from properties._src.calling.implementations import Implementation
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.cases.sequence_case import SequenceCase, budget, pool
 from properties._src.domain.buckets import Bucket
-from properties._src.domain.constraints import Constraint
-from properties._src.drawing.shapes import Shapes, for_tier
+from properties._src.drawing.shapes import for_tier
 from properties._src.judging.checks import MATCHES_ORACLE, bits
-from properties._src.judging.steps import MODES, Judge, Step, strict
+from properties._src.judging.steps import MODES, Judge, Step
 
 PAGES_PER_REQUEST = 4  # the block table's width
 MAX_REQUESTS = 3
@@ -200,35 +200,31 @@ class ServingLoop(RuleBasedStateMachine):
         return Update(tokens, slice_indices, self.cache, count, bucket.page_size)
 
 
+def loop_shape(config: RunConfig) -> Bucket:
+    """The serving loop's one static shape: the first shape of the run's pool (from
+    ``buckets.SHRINK_TARGET``, fitted to the run's constraints; a pool given by hand: its
+    first) that holds a serving step."""
+    return for_tier(pool(config), Tier.SERVING)[0]
+
+
 @dataclass(frozen=True)
 class ServingLoopCase(SequenceCase):
     """Runs of the serving loop; each run's steps are recorded for replay."""
 
     def build(
-        self,
-        implementation: Implementation,
-        *,
-        settings_=None,
-        explicit_examples: bool = True,
-        observe: Callable[[list[Step]], None] | None = None,
-        buckets: Shapes | None = None,
-        constraints: tuple[Constraint, ...] = (),
-        compare: str = "bits",
-        mesh: Mesh | None = None,
-        judge: Judge | None = None,
+        self, implementation: Implementation, config: RunConfig = PYTEST_RUN
     ) -> Callable[[], None]:
-        del explicit_examples  # none: the runs are drawn
         machine = type(
             "ServingLoop",
             (ServingLoop,),
             {
-                "judge": staticmethod(judge or strict(implementation, compare, mesh)),
-                "bucket": for_tier(pool(buckets, constraints), self.tier)[0],
-                "observe": staticmethod(observe) if observe else None,
+                "judge": staticmethod(config.judge_for(implementation)),
+                "bucket": loop_shape(config),
+                "observe": staticmethod(config.observe) if config.observe else None,
             },
         )
         # Each run is many steps: half the examples, STEPS_PER_RUN steps at most.
-        run_settings = budget(settings_, share=2)
+        run_settings = budget(config, share=2)
         run_settings = type(run_settings)(run_settings, stateful_step_count=STEPS_PER_RUN)
 
         def test() -> None:

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 
 from hypothesis import given
 from hypothesis import strategies as st
-from jax.sharding import Mesh
 
 from properties._src.calling.implementations import Implementation
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.cases.sequence_case import SequenceCase, budget, pool
 from properties._src.domain.buckets import Bucket
-from properties._src.domain.constraints import Constraint
-from properties._src.drawing.shapes import Shapes, affordable, for_tier
+from properties._src.drawing.shapes import affordable, for_tier
 from properties._src.drawing.strategies import updates
 from properties._src.judging.checks import BOTH_TIERS, MATCHES_ORACLE
-from properties._src.judging.steps import MODES, Judge, Step, strict
+from properties._src.judging.steps import MODES, Step
 
 BUCKETS_USED = 3
 
@@ -45,22 +44,10 @@ class ShapeChanges(SequenceCase):
     """Three calls: a shape, twice its pages with the same page size, the first again."""
 
     def build(
-        self,
-        implementation: Implementation,
-        *,
-        settings_=None,
-        explicit_examples: bool = True,
-        observe: Callable[[list[Step]], None] | None = None,
-        buckets: Shapes | None = None,
-        constraints: tuple[Constraint, ...] = (),
-        compare: str = "bits",
-        mesh: Mesh | None = None,
-        judge: Judge | None = None,
+        self, implementation: Implementation, config: RunConfig = PYTEST_RUN
     ) -> Callable[[], None]:
-        del explicit_examples  # none: the sequences are drawn
-
-        judged = judge or strict(implementation, compare, mesh)
-        shapes = st.sampled_from(smallest(for_tier(pool(buckets, constraints), self.tier))).filter(
+        judged = config.judge_for(implementation)
+        shapes = st.sampled_from(smallest(for_tier(pool(config), self.tier))).filter(
             lambda bucket: affordable(implementation, bucket.num_slices)
         )
 
@@ -69,8 +56,8 @@ class ShapeChanges(SequenceCase):
             first = data.draw(shapes, label="bucket")
             other = dataclasses.replace(first, num_pages=2 * first.num_pages)
             steps: list[Step] = []
-            if observe is not None:
-                observe(steps)
+            if config.observe is not None:
+                config.observe(steps)
             for index, (bucket, what) in enumerate(
                 (
                     (first, "a shape"),
@@ -87,7 +74,7 @@ class ShapeChanges(SequenceCase):
                 judged(steps[-1], MATCHES_ORACLE, steps[:-1])
 
         test.__name__ = self.id.replace("-", "_")
-        return budget(settings_)(test)
+        return budget(config)(test)
 
 
 SHAPE_CHANGES = tuple(ShapeChanges("shapes-change-between-calls", tier) for tier in BOTH_TIERS)

@@ -6,8 +6,9 @@ contract allows is in it (``EDGE_CLASSES`` names them, and a test checks that ea
 of each case reaches every shape). The ``thorough`` profile also draws shapes freely from the
 whole domain (``DOMAIN``, ``DTYPES``; see ``strategies.any_bucket``). Runtime values (indices,
 count, data) are drawn freely inside a shape. Even the count's shape is static: shapes
-alternate between ``[1]`` and ``[]``. The first shape is small and readable: it is where
-counterexamples shrink to.
+alternate between ``[1]`` and ``[]``. The pool starts with ``SHRINK_TARGET``, small and
+readable, where counterexamples shrink to; ``MANY_COLUMNS`` is the shape an interpreted kernel
+cannot afford.
 """
 
 from __future__ import annotations
@@ -105,9 +106,18 @@ class Bucket:
 
 
 # fmt: off
-BUCKETS: tuple[Bucket, ...] = tuple(Bucket(*row) for row in (
+SHRINK_TARGET = Bucket(4, 4, 1, 2, "float32", 8, 4, (1,))
+"""The pool's first shape, small and readable. A pool's shape is drawn by its index, which
+shrinks to 0 (``shapes.as_strategy``), so counterexamples shrink to it, fitted to the
+constraints; the serving loop runs on it (``serving_loop.loop_shape``)."""
+
+MANY_COLUMNS = Bucket(2, 320, 1, 1, "bool", 4096, 300, (1,))
+"""Over 256 columns: more than an interpreted kernel can afford (``INTERPRETER_MAX_COLUMNS``).
+A property case learns that an implementation runs in the TPU interpreter from its calls on
+the shapes before this one (``shapes.affordable``), so it must not come first in the pool."""
+
+BUCKETS: tuple[Bucket, ...] = (SHRINK_TARGET, *(Bucket(*row) for row in (
     # page  pages  heads head_dim dtype            tokens slices count
-    (4,     4,     1,    2,       "float32",       8,     4,     (1,)),  # readable: shrinks here
     (1,     16,    2,    4,       "int8",          12,    8,     ()),
     (33,    5,     3,    80,      "bfloat16",      70,    12,    (1,)),
     (16,    8,     5,    192,     "float16",       40,    9,     ()),
@@ -115,16 +125,16 @@ BUCKETS: tuple[Bucket, ...] = tuple(Bucket(*row) for row in (
     (1024,  3,     1,    320,     "float8_e5m2",   3000,  5,     ()),
     (3,     4,     7,    512,     "bfloat16",      0,     6,     (1,)),
     (64,    1,     2,    128,     "int32",         64,    3,     ()),
-    (2,     320,   1,    1,       "bool",          4096,  300,   (1,)),
+)), MANY_COLUMNS, *(Bucket(*row) for row in (
     (1000,  40,    1,    2,       "int16",         2500,  24,    ()),
     (1024,  17408, 1,    1,       "uint8",         2048,  16,    (1,)),
     (2,     20,    4,    8,       "float32",       40,    0,     ()),
-))
+)))
 # fmt: on
 
 
 # The TPU interpreter pays for every grid step of 8 columns, launched or idle (about 0.1 s a
-# step on a loaded 2-core machine): the 300-column shape costs an interpreted kernel seconds
+# step on a loaded 2-core machine): ``MANY_COLUMNS`` costs an interpreted kernel seconds
 # an example. Tests of the interpreted kernel draw from these shapes instead.
 INTERPRETER_MAX_COLUMNS = 64
 AFFORDABLE_WHEN_INTERPRETED: tuple[Bucket, ...] = tuple(

@@ -2,6 +2,7 @@
 fitting shapes instead of a user padding by hand (``--constraint head_dim%128``).
 
 A constraint is ``DIMENSION%DIVISOR``: the dimension must be a multiple of the divisor.
+``in_force`` reads them (and a mesh's) for a run; ``fitting`` fits a pool of shapes to them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from properties._src.domain.buckets import Bucket
+from properties._src.domain.buckets import BUCKETS, Bucket
 
 # Each dimension a constraint can name, as the ``Bucket`` field that holds it.
 DIMENSIONS = {
@@ -63,6 +64,18 @@ def parse_all(constraints: Iterable[str | Constraint]) -> tuple[Constraint, ...]
     """Constraints from their text (or themselves), in order, without repeats."""
     parsed = (c if isinstance(c, Constraint) else Constraint.parse(c) for c in constraints)
     return tuple(dict.fromkeys(parsed))
+
+
+def in_force(
+    given: Iterable[str | Constraint], required: Iterable[Constraint] = ()
+) -> tuple[Constraint, ...]:
+    """The constraints a run draws under: those ``given`` (text or parsed) then those
+    ``required`` (a mesh's), in order, without repeats; ``ValueError`` if one is malformed or
+    together they leave no shape of the pool. Every option, flag and argument that names
+    constraints is read here."""
+    constraints = parse_all((*given, *required))
+    fitting(BUCKETS, constraints)
+    return constraints
 
 
 def admitted(bucket: Bucket, constraints: tuple[Constraint, ...]) -> bool:

@@ -137,7 +137,8 @@ def as_strategy(shapes: Shapes) -> st.SearchStrategy[Bucket]:
     A pool's shape is picked by a 32-bit integer modulo its size rather than by
     ``sampled_from``: Hypothesis spends most of a small budget mutating earlier examples,
     which keeps a ``sampled_from`` choice (runs of one shape) but copies values between
-    integer draws, so shapes change within those runs too. It shrinks to 0, the first shape.
+    integer draws, so shapes change within those runs too. It shrinks to 0, the first shape
+    (``buckets.SHRINK_TARGET`` in the pool).
     """
     if isinstance(shapes, st.SearchStrategy):
         return shapes
@@ -148,5 +149,6 @@ def affordable(implementation: Implementation, columns: int) -> bool:
     """Whether ``implementation`` can afford an update of ``columns`` columns: any number,
     unless it has been seen running a kernel in the TPU interpreter, which pays for every grid
     step; then at most ``INTERPRETER_MAX_COLUMNS``. A property case checks the pool's shapes in
-    order and skips those it cannot afford, so by the 300-column shape (the ninth) it knows."""
+    order and skips those it cannot afford, so by ``buckets.MANY_COLUMNS`` (after affordable
+    shapes in the pool, as a test checks) it knows."""
     return columns <= INTERPRETER_MAX_COLUMNS or not seen_interpreted(implementation)

@@ -22,8 +22,7 @@ import numpy as np
 from kvcache.scatter_probe import bits_not_kept
 from oracle.contract import Update
 from properties._src.domain.buckets import DTYPES
-
-COMPARISONS = ("bits", "values")
+from properties._src.domain.comparisons import COMPARISONS
 
 NAN_PAYLOAD, SIGNED_ZERO = "nan-payload", "signed-zero"
 VALUE_EQUAL = (NAN_PAYLOAD, SIGNED_ZERO)  # differences that compare equal by value

@@ -7,8 +7,10 @@
 * none: the only differences are NaN payloads in a dtype whose NaN payloads the backend's own
   scatter does not keep (``comparison.by_value``): the platform's, not the implementation's.
 
-Every case judges its calls here, each in the calling mode its step says; ``replay`` judges
-a sequence's steps in order and stops at the first finding.
+Every call a case makes is judged by ``judged_call``, the one entry, in the calling mode its
+step says: through the runner's judge, which keeps soft findings, or through ``strict``, the
+judge of a case's test under pytest, which raises on any; ``replay`` judges a sequence's steps
+in order and stops at the first finding.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from properties._src.judging.attribution import attribute
 from properties._src.judging.checks import MATCHES_ORACLE, Property
 from properties._src.judging.comparison import VALUE_EQUAL, by_value
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, explain, single
-from properties._src.judging.steps import Failure, Step, describe_error, watched_call
+from properties._src.judging.steps import Failure, Judge, Step, describe_error, watched_call
 
 
 def _wrong(prop: Property, update: Update, actual: np.ndarray, compare: str) -> str | None:
@@ -73,39 +75,35 @@ def judged_call(
     except Exception as error:
         raised = attribute(error)
         if not raised.interpreter_fault:
-            return None, _failure(
+            failure = _failure(
                 prop or MATCHES_ORACLE,
                 step,
                 None,
                 f"the implementation raised {describe_error(error)}",
                 single("raised", f"The implementation raised {raised}."),
             )
+            return None, dataclasses.replace(failure, raised=error)
         return _interpreter_fault(
             implementation, prop or MATCHES_ORACLE, step, compare, str(raised), mesh
         )
     return actual, None if prop is None else _result_failure(prop, step, actual, compare)
 
 
-def judge_step(
-    implementation: Implementation,
-    prop: Property | None,
-    step: Step,
-    compare: str = "bits",
-    mesh: Mesh | None = None,
-) -> Failure | None:
-    """The ``Failure`` of ``step`` (``judged_call``), else None."""
-    return judged_call(implementation, prop, step, compare, mesh)[1]
+def strict(
+    implementation: Implementation, compare: str = "bits", mesh: Mesh | None = None
+) -> Judge:
+    """The judge that raises on any finding (``judged_call``), soft ones included, with the
+    implementation's own error as the cause when it raised: a case's test under pytest."""
 
+    def judge(step: Step, prop: Property | None, before: Sequence[Step] = ()) -> np.ndarray:
+        del before  # a failure's message names the step itself
+        actual, failure = judged_call(implementation, prop, step, compare, mesh)
+        if failure is not None:
+            raise AssertionError(failure.message) from failure.raised
+        assert actual is not None  # a call without a finding has a result
+        return actual
 
-def judge(
-    implementation: Implementation,
-    prop: Property,
-    update: Update,
-    compare: str = "bits",
-    mesh: Mesh | None = None,
-) -> Failure | None:
-    """``judge_step`` for ``update`` called eagerly."""
-    return judge_step(implementation, prop, Step(update), compare, mesh)
+    return judge
 
 
 def _interpreter_fault(
@@ -139,7 +137,7 @@ def replay(
     """Judge ``steps`` in order; the ``Failure`` of the first with a finding (soft ones
     included), with the steps before it, else None."""
     for index, step in enumerate(steps):
-        failure = judge_step(implementation, prop, step, compare, mesh)
+        _, failure = judged_call(implementation, prop, step, compare, mesh)
         if failure is not None:
             return dataclasses.replace(failure, before=tuple(steps[:index]))
     return None

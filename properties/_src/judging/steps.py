@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from hypothesis import strategies as st
@@ -19,8 +19,8 @@ from jax.sharding import Mesh
 from oracle.contract import Update
 from properties._src.calling.implementations import (
     CALL_MODES,
+    CALLING_MODES,
     EAGER,
-    MODE_PHRASES,
     Implementation,
     call,
 )
@@ -44,7 +44,7 @@ class Step:
     label: str = ""  # e.g. "step 2 of 3, twice the pages: page_size 4, 32 cache rows"
 
     def __str__(self) -> str:
-        return ", ".join(filter(None, (self.label, MODE_PHRASES[self.mode])))
+        return ", ".join(filter(None, (self.label, CALLING_MODES[self.mode].phrase)))
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,10 @@ class Failure:
     kind of difference it is (``diagnosis``), the explicit example's name if it was one, and
     how it was called.
 
-    ``before`` holds the calls made earlier in the same sequence, in order: replaying them
-    first reproduces any state the implementation keeps. ``prop`` names the property the
-    failing call breaks. ``detect_races`` says whether the TPU interpreter's race detector was
+    ``raised`` is the implementation's own error, when it raised one (a test under pytest
+    shows its traceback). ``before`` holds the calls made earlier in the same sequence, in
+    order: replaying them first reproduces any state the implementation keeps. ``prop`` names
+    the property the failing call breaks. ``detect_races`` says whether the TPU interpreter's race detector was
     on for the failing call (off: the result seen on a re-run after JAX's own fault)."""
 
     update: Update
@@ -67,6 +68,7 @@ class Failure:
     before: tuple[Step, ...] = ()
     prop: str = MATCHES_ORACLE.name
     detect_races: bool = True
+    raised: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -83,8 +85,8 @@ class Failure:
 Judge = Callable[[Step, Property | None, Sequence[Step]], np.ndarray]
 """How a case has one step run and judged: ``judge(step, prop, before)`` returns the result
 to go on with and raises on a finding. ``prop`` None judges only a raise; ``before`` are the
-sequence's earlier steps. The runner's judge keeps soft findings and raises hard ones;
-``strict`` (under pytest) raises on any."""
+sequence's earlier steps. Both judges call ``judge.judged_call``: the runner's keeps soft
+findings and raises hard ones; ``judge.strict`` (under pytest) raises on any."""
 
 
 def describe_error(error: BaseException) -> str:
@@ -121,37 +123,3 @@ def watched_call(
     for watcher in _WATCHERS:
         watcher(step.update)
     return call(implementation, step.update, step.mode, mesh=mesh, detect_races=detect_races)
-
-
-def checked(
-    implementation: Implementation,
-    step: Step,
-    prop: Property | None = MATCHES_ORACLE,
-    compare: str = "bits",
-    mesh: Mesh | None = None,
-) -> np.ndarray:
-    """Run one step (on ``mesh``, if given) and verify ``prop`` on its result (unless None),
-    comparing as ``compare`` says; a failure or an error says which step it was and how it
-    was called. Cases run their steps this way when no runner judges them (under pytest)."""
-    try:
-        actual = watched_call(implementation, step, mesh)
-        if prop is not None:
-            prop.verify(step.update, actual, compare)
-    except AssertionError as error:
-        raise AssertionError(f"{step}: {error}") from None
-    except Exception as error:
-        error.add_note(f"(the implementation raised this {step})")
-        raise
-    return actual
-
-
-def strict(
-    implementation: Implementation, compare: str = "bits", mesh: Mesh | None = None
-) -> Judge:
-    """The judge that raises on any finding: ``checked`` for each step."""
-
-    def judge(step: Step, prop: Property | None, before: Sequence[Step] = ()) -> np.ndarray:
-        del before  # a raise names the step itself
-        return checked(implementation, step, prop, compare, mesh)
-
-    return judge

@@ -139,17 +139,15 @@ def snippet(
     on ``mesh``, if given, as ``"pages=P,heads=H"``; with the TPU interpreter's race detector
     on or off, as when the finding was seen), after the steps before it in its
     sequence (the last few), and verifies the property it broke, comparing as ``compare``
-    says."""
+    says. It imports only from ``properties`` (the public face), so it keeps working when the
+    harness's own modules move."""
     on_mesh = f', mesh=MeshShape.parse("{mesh}").build()' if mesh else ""
     before = failure.before[-STEPS_REPLAYED:]
     lines = [
         "import jax.numpy as jnp",
         "import numpy as np",
         "",
-        "from oracle.contract import Update",
-        "from properties._src.judging.checks import MESH_PROPERTIES, PROPERTIES",
-        "from properties._src.calling.implementations import call, load",
-        "from properties._src.calling.placement import MeshShape",
+        "from properties import MESH_PROPERTIES, PROPERTIES, MeshShape, Update, call, load",
         "",
         f'implementation = load("{implementation}")',
     ]

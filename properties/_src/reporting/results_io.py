@@ -11,8 +11,10 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+
+from properties._src.reporting.results import CaseResult, CheckResult
 
 # JUnit has two kinds of not passing: a failed assertion, and anything else.
 JUNIT_FAILURES = {"failed": "failure", "error": "error", "crashed": "error", "timed-out": "error"}
@@ -22,13 +24,18 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def json_text(
-    implementations: list[dict], constraints: Iterable[str] = (), platform: dict | None = None
+    implementations: list[CheckResult],
+    constraints: Iterable[str] = (),
+    platform: dict | None = None,
 ) -> str:
     """The ``--json`` report: ``{"implementations": [{"name", "results": [...]}, ...],
     "constraints": [...], "platform": {...}}`` (the shape constraints in force; and, where
     given, ``comparison.platform()``: the jaxlib version, the backend, and the dtypes whose
     NaN payloads its scatter quiets, whose NaNs ``bits`` therefore compares by value)."""
-    report: dict = {"implementations": implementations, "constraints": list(constraints)}
+    report: dict = {
+        "implementations": [i.to_dict() for i in implementations],
+        "constraints": list(constraints),
+    }
     if platform is not None:
         report["platform"] = platform
     return json.dumps(report, indent=2) + "\n"
@@ -38,39 +45,37 @@ def _xml_safe(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
-def _count(results: list[dict], kind: str) -> str:
-    return str(sum(JUNIT_FAILURES.get(r["status"]) == kind for r in results))
+def _count(results: Sequence[CaseResult], kind: str) -> str:
+    return str(sum(JUNIT_FAILURES.get(r.status) == kind for r in results))
 
 
-def _totals(element: ET.Element, results: list[dict]) -> None:
+def _totals(element: ET.Element, results: Sequence[CaseResult]) -> None:
     element.set("tests", str(len(results)))
     element.set("failures", _count(results, "failure"))
     element.set("errors", _count(results, "error"))
-    element.set("time", f"{sum(r['seconds'] for r in results):.3f}")
+    element.set("time", f"{sum(r.seconds for r in results):.3f}")
 
 
-def junit_xml_text(implementations: list[dict]) -> str:
+def junit_xml_text(implementations: list[CheckResult]) -> str:
     """The ``--junit-xml`` report: a test suite per implementation, a test case per property
     and tier; ``failed`` is a failure, ``error``, ``crashed`` and ``timed-out`` are errors, each
     with the counterexample as its text."""
     root = ET.Element("testsuites", name="kvcache-check")
-    _totals(root, [r for i in implementations for r in i["results"]])
+    _totals(root, [r for i in implementations for r in i.results])
     for implementation in implementations:
-        suite = ET.SubElement(root, "testsuite", name=implementation["name"])
-        _totals(suite, implementation["results"])
-        for r in implementation["results"]:
+        suite = ET.SubElement(root, "testsuite", name=implementation.name)
+        _totals(suite, implementation.results)
+        for r in implementation.results:
             case = ET.SubElement(
                 suite,
                 "testcase",
-                classname=implementation["name"],
-                name=f"{r['property']} ({r['tier']})",
-                time=f"{r['seconds']:.3f}",
+                classname=implementation.name,
+                name=f"{r.property} ({r.tier})",
+                time=f"{r.seconds:.3f}",
             )
-            if kind := JUNIT_FAILURES.get(r["status"]):
-                text = _xml_safe(r["counterexample"] or "")
-                element = ET.SubElement(
-                    case, kind, type=r["status"], message=text.partition("\n")[0]
-                )
+            if kind := JUNIT_FAILURES.get(r.status):
+                text = _xml_safe(r.counterexample or "")
+                element = ET.SubElement(case, kind, type=r.status, message=text.partition("\n")[0])
                 element.text = text
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
@@ -83,25 +88,25 @@ def replace(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-Format = Callable[[list[dict]], str]
+Format = Callable[[list[CheckResult]], str]
 
 
 class Results:
     """Every result so far, per implementation in the order named, each output file rewritten
-    as one arrives. A result dict is kept as it came (whatever fields it has)."""
+    as one arrives."""
 
     def __init__(self, names: Iterable[str], outputs: Iterable[tuple[Path, Format]] = ()):
-        self._results: dict[str, list[dict]] = {name: [] for name in names}
+        self._results: dict[str, list[CaseResult]] = {name: [] for name in names}
         self._outputs = list(outputs)
         self._write()
 
-    def add(self, name: str, result: dict) -> None:
+    def add(self, name: str, result: CaseResult) -> None:
         self._results[name].append(result)
         self._write()
 
-    def implementations(self) -> list[dict]:
-        """``[{"name", "results"}]`` for each implementation with a result, in order."""
-        return [{"name": n, "results": r} for n, r in self._results.items() if r]
+    def implementations(self) -> list[CheckResult]:
+        """A ``CheckResult`` for each implementation with a result, in the order named."""
+        return [CheckResult(n, tuple(r)) for n, r in self._results.items() if r]
 
     def _write(self) -> None:
         implementations = self.implementations()

@@ -4,7 +4,6 @@ that it conforms. ``kvcache-check`` and the pytest plugin are built on these."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
 
 from hypothesis import settings
 
@@ -12,59 +11,28 @@ from oracle.contract import Tier, Update
 from properties._src.calling.implementations import Implementation, as_implementation
 from properties._src.calling.placement import MeshShape, as_mesh_shape
 from properties._src.cases.catalog import CASES, Case, all_cases
-from properties._src.domain.buckets import BUCKETS, Bucket
-from properties._src.domain.constraints import Constraint, fitting, parse_all
+from properties._src.cases.run_config import RunConfig
+from properties._src.domain.constraints import Constraint, in_force
 from properties._src.drawing.shapes import FREE_PROFILES, shape_space
 from properties._src.judging.comparison import require_comparison
 from properties._src.reporting.report import render
+from properties._src.reporting.results import STATUSES, CaseResult, CheckResult
 from properties._src.running import profiles
 from properties._src.running.runner import run
 
+__all__ = [
+    "STATUSES",
+    "TIERS",
+    "CaseResult",
+    "CheckResult",
+    "all_constraints",
+    "assert_conforms",
+    "cases_on",
+    "check",
+    "tiers_of",
+]
+
 TIERS: dict[str, Tier] = {"general": Tier.GENERAL, "serving": Tier.SERVING}
-# A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
-# implementation in a child process it watches, adds "crashed" (the process died) and
-# "timed-out" (one example ran past ``--timeout``).
-STATUSES = ("passed", "failed", "error", "crashed", "timed-out")
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """The verdict of one property on one tier; ``counterexample`` is the rendered failure
-    (or the error) for any status but ``passed``; ``diagnosis`` names what kind of failure it
-    is (``diagnosis.CODES``; empty when passed)."""
-
-    property: str
-    tier: str
-    status: str
-    examples: int
-    seconds: float
-    counterexample: str | None
-    diagnosis: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        data["diagnosis"] = list(self.diagnosis)
-        return data
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """Every case checked for one implementation."""
-
-    name: str
-    results: tuple[CaseResult, ...]
-
-    @property
-    def passed(self) -> bool:
-        return all(r.status == "passed" for r in self.results)
-
-    @property
-    def not_passed(self) -> tuple[CaseResult, ...]:
-        return tuple(r for r in self.results if r.status != "passed")
-
-    def as_dict(self) -> dict:
-        """What ``kvcache-check --json`` writes for this implementation."""
-        return {"name": self.name, "results": [r.as_dict() for r in self.results]}
 
 
 def tiers_of(tier: Tier | str | None) -> tuple[Tier, ...]:
@@ -85,22 +53,11 @@ def _settings(profile: str | settings | None, max_examples: int | None) -> setti
     return settings(base, max_examples=max_examples or base.max_examples, database=None)
 
 
-def fitting_buckets(
-    constraints: Iterable[str | Constraint],
-    mesh: MeshShape | None = None,
-    pool: tuple[Bucket, ...] = BUCKETS,
-) -> tuple[Bucket, ...]:
-    """``pool`` fitted to the constraints and to split evenly over ``mesh``; ``ValueError``
-    naming the constraints if no shape fits."""
-    return fitting(pool, all_constraints(constraints, mesh))
-
-
 def all_constraints(
     constraints: Iterable[str | Constraint], mesh: MeshShape | None = None
 ) -> tuple[Constraint, ...]:
-    """The constraints given and those ``mesh`` requires."""
-    required = mesh.constraints() if mesh else ()
-    return parse_all((*constraints, *required))
+    """The constraints given and those ``mesh`` requires (``constraints.in_force``)."""
+    return in_force(constraints, mesh.constraints() if mesh else ())
 
 
 def cases_on(tier: Tier | str | None, cases: Sequence[Case] = CASES) -> tuple[Case, ...]:
@@ -139,30 +96,23 @@ def check(
     profile's examples (a failure names its seed).
     """
     require_comparison(compare)
-    constraints = parse_all(constraints)
     mesh_shape = as_mesh_shape(mesh)
+    constraints = all_constraints(constraints, mesh_shape)
     chosen = as_implementation(implementation)
     named = profiles.default_profile() if profile is None else profile
-    buckets = shape_space(
-        all_constraints(constraints, mesh_shape),
-        free=named in FREE_PROFILES,
+    config = RunConfig(  # the one run every case shares; the mesh asks JAX for its devices
+        buckets=shape_space(constraints, free=named in FREE_PROFILES),
+        constraints=constraints,
+        compare=compare,
+        mesh=mesh_shape.build() if mesh_shape else None,
+        settings=_settings(profile, max_examples),
+        seed=seed,
+        before_call=before_call,
     )
-    device_mesh = mesh_shape.build() if mesh_shape else None
     mesh_text = str(mesh_shape) if mesh_shape else None
-    budget = _settings(profile, max_examples)
     results = []
     for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
-        outcome = run(
-            chosen,
-            case,
-            budget,
-            buckets=buckets,
-            constraints=constraints,
-            compare=compare,
-            seed=seed,
-            before_call=before_call,
-            mesh=device_mesh,
-        )
+        outcome = run(chosen, case, config)
         text = (
             render(
                 chosen.name,
@@ -187,17 +137,6 @@ def check(
             )
         )
     return CheckResult(chosen.name, tuple(results))
-
-
-def heading(name: str, result: CaseResult | dict) -> str:
-    """The line above a case's counterexample: implementation, property, tier, status."""
-    r = result if isinstance(result, dict) else result.as_dict()
-    return f"=== {name}: {r['property']} ({r['tier']}) {r['status']} ==="
-
-
-def failure_text(result: CheckResult) -> str:
-    """Each case that did not pass, with its counterexample, for a person."""
-    return "\n\n".join(f"{heading(result.name, r)}\n{r.counterexample}" for r in result.not_passed)
 
 
 def assert_conforms(
@@ -225,5 +164,5 @@ def assert_conforms(
     if not result.passed:
         raise AssertionError(
             f"{len(result.not_passed)} of {len(result.results)} checks did not pass\n\n"
-            + failure_text(result)
+            + result.failure_text()
         )

@@ -1,7 +1,7 @@
 """Run one case for one implementation, and keep what a report needs.
 
 The runner hands the case a judge (``steps.Judge``) that judges each call
-(``judging.judge_step``) into nothing, a hard finding or a soft one:
+(``judge.judged_call``, the one entry) into nothing, a hard finding or a soft one:
 
 * hard: the result is wrong by value, its shape or dtype is, or the implementation's own
   code raised. Hypothesis stops at the first and shrinks it.
@@ -29,7 +29,7 @@ import dataclasses
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,21 +38,18 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import settings
 from hypothesis.errors import UnsatisfiedAssumption
 from hypothesis.reporting import with_reporter
-from jax.sharding import Mesh
 
-from oracle.contract import Update
 from oracle.reference import reference_update
 from properties._src.calling.implementations import Implementation
 from properties._src.cases.catalog import Case
 from properties._src.cases.regressions import REGRESSIONS
-from properties._src.domain.constraints import Constraint
-from properties._src.drawing.shapes import Shapes
+from properties._src.cases.run_config import RunConfig
 from properties._src.judging.checks import Property
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
-from properties._src.judging.judge import judge, judged_call
+from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import SOFT_CODES, Failure, Step, describe_error, watching_calls
 
-__all__ = ["SOFT_CODES", "Failure", "Outcome", "judge", "run"]
+__all__ = ["SOFT_CODES", "Failure", "Outcome", "RunConfig", "run"]
 
 KEPT_EXAMPLES = 16  # how far back to look for a failure no call was judged for
 
@@ -75,9 +72,11 @@ class _Search:
     """One Hypothesis search: counts examples tried (not shrink steps), judges every call,
     keeps the findings and the last examples seen."""
 
-    def __init__(self, implementation, case, compare, promote_soft: bool, mesh):
-        self.implementation, self.case, self.compare = implementation, case, compare
-        self.mesh, self.promote_soft = mesh, promote_soft
+    def __init__(
+        self, implementation: Implementation, case: Case, config: RunConfig, promote_soft: bool
+    ):
+        self.implementation, self.case = implementation, case
+        self.config, self.promote_soft = config, promote_soft
         self.examples = 0
         self.searching = True  # until the first raise: later examples are shrink steps
         self.last_raised: Failure | None = None
@@ -94,7 +93,9 @@ class _Search:
         """Judge one call: a soft finding is kept (unless promoted), a hard one raised. The
         result a sequence goes on with is the call's (the one without race detection after an
         interpreter fault; the oracle's where the interpreter faulted either way)."""
-        actual, failure = judged_call(self.implementation, prop, step, self.compare, self.mesh)
+        actual, failure = judged_call(
+            self.implementation, prop, step, self.config.compare, self.config.mesh
+        )
         if failure is None and actual is not None:  # a call without a finding has a result
             return actual
         assert failure is not None
@@ -146,7 +147,7 @@ class _Search:
             (
                 f
                 for e in reversed(self.recent)
-                if (f := self.case.reproduce(self.implementation, e, self.mesh, self.compare))
+                if (f := self.case.reproduce(self.implementation, e, self.config))
             ),
             None,
         )
@@ -158,45 +159,34 @@ def _replay(settings_: settings, seed: int | None) -> str:
     return f"seed {seed}: replay with --seed {seed} (check(..., seed={seed}))"
 
 
-def run(
-    implementation: Implementation,
-    case: Case,
-    settings_: settings,
-    *,
-    explicit_examples: bool = True,
-    buckets: Shapes | None = None,
-    constraints: tuple[Constraint, ...] = (),
-    compare: str = "bits",
-    seed: int | None = None,
-    before_call: Callable[[Update], None] | None = None,
-    mesh: Mesh | None = None,
-) -> Outcome:
-    """Check ``case``: "failed" with a shrunk counterexample, "error" for an interpreter
-    fault or when Hypothesis stopped for another reason (a health check, a failure that does
-    not recur). ``before_call`` sees every update just before the implementation runs on it
-    (shrink steps included), so a supervisor knows which update a crash or a hang belongs to.
-    With a ``mesh``, every update is placed on it."""
+def run(implementation: Implementation, case: Case, config: RunConfig) -> Outcome:
+    """Check ``case`` as ``config`` says: "failed" with a shrunk counterexample, "error" for an
+    interpreter fault or when Hypothesis stopped for another reason (a health check, a failure
+    that does not recur). ``config.before_call`` sees every update just before the
+    implementation runs on it (shrink steps included), so a supervisor knows which update a
+    crash or a hang belongs to. The runner judges every call itself (``config.judge`` and
+    ``config.observe`` are its own)."""
+    settings_ = config.settings_or_profile()
+    seed = config.seed
     if not settings_.derandomize and seed is None:
         seed = random.getrandbits(32)
     start = time.perf_counter()
 
     def search(promote_soft: bool) -> tuple[_Search, BaseException | None]:
-        searching = _Search(implementation, case, compare, promote_soft, mesh)
+        searching = _Search(implementation, case, config, promote_soft)
         test = case.build(
             implementation,
-            explicit_examples=explicit_examples,
-            settings_=settings(settings_, report_multiple_bugs=False),
-            observe=searching.observe,
-            buckets=buckets,
-            constraints=constraints,
-            compare=compare,
-            mesh=mesh,
-            judge=searching.judge,
+            dataclasses.replace(
+                config,
+                settings=settings(settings_, report_multiple_bugs=False),
+                observe=searching.observe,
+                judge=searching.judge,
+            ),
         )
         if seed is not None:
             test = hypothesis_seed(seed)(test)
         searching.watch_failures(test)
-        with watching_calls(before_call):
+        with watching_calls(config.before_call):
             error = searching.run(test)
             if isinstance(error, AssertionError) and searching.last_raised is None:
                 searching.last_raised = searching.reproduced()  # a relation failed

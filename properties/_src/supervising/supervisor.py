@@ -39,7 +39,8 @@ from properties._src.cases.catalog import CASES, MESH_CASES, Case
 from properties._src.judging.checks import MATCHES_ORACLE
 from properties._src.judging.steps import Failure
 from properties._src.reporting.report import render
-from properties._src.running.api import CaseResult, check
+from properties._src.reporting.results import CaseResult
+from properties._src.running.api import check
 
 # Per example: about ten times the slowest example measured (the interpreted Pallas kernel
 # compiling a new shape bucket, cold, on a loaded 2-core machine: `benchmarks.example_seconds`).
@@ -48,7 +49,7 @@ HARNESS = str(Path(__file__).parent)  # frames from here on down a stack are the
 STACK_WAIT = 2.0  # seconds a hung child gets to write its stack before it is killed
 EXIT_WAIT = 10.0  # seconds a child that finished gets to exit before it is killed
 
-# What a child sends: (STARTED, case id), (CALLING, update), (FINISHED, result dict).
+# What a child sends: (STARTED, case id), (CALLING, update), (FINISHED, CaseResult.to_dict()).
 STARTED, CALLING, FINISHED = "started", "calling", "finished"
 
 
@@ -59,7 +60,7 @@ class Listener(Protocol):
 
     def example_started(self, name: str, case: Case, examples: int) -> None: ...
 
-    def case_finished(self, name: str, result: dict) -> None: ...
+    def case_finished(self, name: str, result: CaseResult) -> None: ...
 
 
 def _child(
@@ -85,7 +86,7 @@ def _child(
                 before_call=lambda update: connection.send((CALLING, update)),
                 **options,
             ).results
-            connection.send((FINISHED, result.as_dict()))
+            connection.send((FINISHED, result.to_dict()))
     connection.close()
 
 
@@ -164,7 +165,7 @@ class _Checking:
             kept.append(line)
         return "\n".join(kept)
 
-    def ended_result(self, status: str, message: str) -> dict:
+    def ended_result(self, status: str, message: str) -> CaseResult:
         """The result of the case in flight (or next) when its child ended abnormally."""
         case = self.remaining.popleft()
         where = self.stack()
@@ -186,7 +187,7 @@ class _Checking:
             counterexample=text,
         )
         self.case_started, self.update, self.examples = None, None, 0
-        return result.as_dict()
+        return result
 
 
 def _death(exitcode: int | None, in_flight: bool) -> str:
@@ -231,7 +232,7 @@ class _Supervisor:
             else:
                 checking.remaining.popleft()
                 checking.case_started, checking.update, checking.examples = None, None, 0
-                self.listener.case_finished(checking.spec, payload)
+                self.listener.case_finished(checking.spec, CaseResult.from_dict(payload))
         return True
 
     def ended(self, checking: _Checking) -> None:

@@ -1,0 +1,4 @@
+"""The names of the ways a result is compared with the oracle (``judging.comparison`` says
+what each means): here, apart, so the pytest plugin can offer them without importing JAX."""
+
+COMPARISONS = ("bits", "values")
