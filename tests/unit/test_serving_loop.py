@@ -42,9 +42,7 @@ def test_every_step_is_a_serving_step_even_when_the_first_shape_holds_none():
     runs: list[list] = []
     SERVING_LOOP.build(
         load("kvcache:kv_cache_update_jax"),
-        observe=runs.append,
-        buckets=(no_tokens, BUCKETS[0]),
-        settings_=FIND,
+        RunConfig(observe=runs.append, buckets=(no_tokens, BUCKETS[0]), settings=FIND),
     )()
     steps = [step for run in runs for step in run]
     assert steps and {Bucket.of(step.update) for step in steps} == {BUCKETS[0]}
