@@ -84,7 +84,10 @@ def build(step: Step) -> Update:
 @given(steps())
 def test_output_obeys_every_serving_rule(step):
     update = build(step)
-    assert violations(update, Tier.SERVING) == []
+    # A step that schedules nothing is no serving step (rule step-nonempty): runners never
+    # make one; slot_mapping still builds a valid general-tier update of no real columns.
+    tier = Tier.SERVING if sum(step.scheduled) else Tier.GENERAL
+    assert violations(update, tier) == []
     expected_columns = padded_slice_count(len(step.block_tables), step.num_tokens, step.page_size)
     assert update.slice_indices.shape == (3, max(expected_columns, 1))
     padding = update.slice_indices[:, update.num_real_slices :]

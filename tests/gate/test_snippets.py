@@ -11,12 +11,12 @@ import pytest
 
 from oracle.contract import Update
 from properties._src.calling import implementations
-from properties._src.calling.implementations import load
+from properties._src.calling.implementations import EAGER, load
 from properties._src.cases.catalog import CASES
 from properties._src.judging.checks import MATCHES_ORACLE
 from properties._src.judging.diagnosis import INTERPRETER_FAULT
-from properties._src.judging.judge import judge
-from properties._src.judging.steps import describe_error
+from properties._src.judging.judge import judged_call
+from properties._src.judging.steps import Step, describe_error
 from properties._src.reporting.report import render
 from properties._src.running.api import check
 
@@ -69,7 +69,8 @@ def test_a_finding_seen_with_race_detection_off_is_replayed_with_it_off(monkeypa
         4,
     )
     spec = "properties.known_bad.lineage:seed_kernel"
-    failure = judge(load(spec), MATCHES_ORACLE, update)
+    _, failure = judged_call(load(spec), MATCHES_ORACLE, Step(update, EAGER))
+    assert failure is not None
     assert failure.diagnosis.codes == ("padding-copied", INTERPRETER_FAULT), failure.diagnosis
     assert not failure.detect_races
     report = render(spec, failure)
