@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from properties._src.domain.buckets import BUCKETS, Bucket
 
 # Each dimension a constraint can name, as the ``Bucket`` field that holds it.
@@ -23,8 +25,9 @@ DIMENSIONS = {
 }
 
 # Memory bounds on a drawn shape: the cache, and one page (the kernel's VMEM scratch holds 8).
+# Pages may pass 2 MiB, where kernels that size VMEM by a 16 MiB budget run out of slots.
 MAX_CACHE_BYTES = 2**27
-MAX_PAGE_BYTES = 2**21
+MAX_PAGE_BYTES = 2**22
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,16 @@ def within_memory(bucket: Bucket) -> bool:
 def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
     """Each bucket with every constrained dimension rounded up to a multiple of its divisor,
     in order, without repeats, leaving out those the rounding takes past the memory bounds
-    (so the pool keeps its edge classes wherever the constraints allow them); ``ValueError``
-    if none is left."""
+    (so the pool keeps its classes wherever the constraints allow them), with an int32 slice
+    table where the rounded page's length outgrows a narrower one; ``ValueError`` if none is
+    left."""
     fitted = []
     for bucket in buckets:
         while not admitted(bucket, constraints):  # rises to a common multiple
             for constraint in constraints:
                 bucket = constraint.fit(bucket)
+        if bucket.page_size > np.iinfo(bucket.table_dtype).max:  # a page's length must fit
+            bucket = replace(bucket, table_dtype="int32")
         if within_memory(bucket):
             fitted.append(bucket)
     if not fitted:
