@@ -63,26 +63,17 @@ def _pages(b: Bucket) -> str:
 
 def _cache_rows(b: Bucket) -> str:
     rows = b.cache_rows
-    for edge in (2**24, 2**16, 2**15):
-        if rows > edge:
-            return f"past 2^{edge.bit_length() - 1}"
-    return "up to 2^15"
+    return "up to 2^15" if rows <= 2**15 else "past 2^15" if rows <= 2**24 else "past 2^24"
 
 
 def _heads(b: Bucket) -> str:
-    if b.heads == 1:
-        return "1"
-    if b.heads >= 64:
-        return "64 or more"
-    return "odd" if b.heads % 2 else "even"
+    return "1" if b.heads == 1 else "odd" if b.heads % 2 else "even"
 
 
 def _head_dim(b: Bucket) -> str:
-    if b.head_dim in (1, 128):
-        return str(b.head_dim)
-    if b.head_dim < 128:
-        return "2 to 127"
-    return "a multiple of 128" if b.head_dim % 128 == 0 else "over 128, not a multiple of 128"
+    if b.head_dim == 1:
+        return "1"
+    return "a multiple of 128" if b.head_dim % 128 == 0 else "not a multiple of 128"
 
 
 def _tokens(b: Bucket) -> str:
@@ -93,7 +84,7 @@ def _columns(b: Bucket) -> str:
     c = b.num_slices
     if c == 0:
         return "none"
-    bands = ((1, 8), (9, 64), (65, 512))
+    bands = ((1, 8), (9, 512))
     return next((f"{low} to {high}" for low, high in bands if c <= high), "over 512")
 
 
@@ -155,15 +146,11 @@ DIMENSIONS: tuple[Dimension, ...] = (
         "page size", ("1", "a power of two", "not a power of two", "over 256"), _page_size
     ),
     Dimension("pages", ("one", "2 to 256", "over 256"), _pages),
-    Dimension("cache rows", ("up to 2^15", "past 2^15", "past 2^16", "past 2^24"), _cache_rows),
-    Dimension("heads", ("1", "odd", "even", "64 or more"), _heads),
-    Dimension(
-        "head_dim",
-        ("1", "2 to 127", "128", "a multiple of 128", "over 128, not a multiple of 128"),
-        _head_dim,
-    ),
+    Dimension("cache rows", ("up to 2^15", "past 2^15", "past 2^24"), _cache_rows),
+    Dimension("heads", ("1", "odd", "even"), _heads),
+    Dimension("head_dim", ("1", "not a multiple of 128", "a multiple of 128"), _head_dim),
     Dimension("new tokens", ("none", "1 to 2048", "over 2048"), _tokens),
-    Dimension("columns", ("none", "1 to 8", "9 to 64", "65 to 512", "over 512"), _columns),
+    Dimension("columns", ("none", "1 to 8", "9 to 512", "over 512"), _columns),
     Dimension("cache dtype width", INDEX_WIDTHS, lambda b: _width(b.dtype)),
     Dimension("cache dtype kind", ("float", "integer", "bool"), _kind),
     Dimension("slice-table dtype width", INDEX_WIDTHS, lambda b: _width(b.table_dtype)),
