@@ -155,4 +155,3 @@ INTERPRETER_MAX_COLUMNS = 64
 AFFORDABLE_WHEN_INTERPRETED: tuple[Bucket, ...] = tuple(
     b for b in BUCKETS if b.num_slices <= INTERPRETER_MAX_COLUMNS
 )
-

@@ -142,9 +142,7 @@ def count_max(b: Bucket) -> int:
 INDEX_WIDTHS = ("8-bit", "16-bit", "32-bit")
 
 DIMENSIONS: tuple[Dimension, ...] = (
-    Dimension(
-        "page size", ("1", "a power of two", "not a power of two", "over 256"), _page_size
-    ),
+    Dimension("page size", ("1", "a power of two", "not a power of two", "over 256"), _page_size),
     Dimension("pages", ("one", "2 to 256", "over 256"), _pages),
     Dimension("cache rows", ("up to 2^15", "past 2^15", "past 2^24"), _cache_rows),
     Dimension("heads", ("1", "odd", "even"), _heads),
