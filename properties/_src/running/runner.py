@@ -48,6 +48,7 @@ from properties._src.judging.checks import Property
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
 from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import SOFT_CODES, Failure, Step, describe_error, watching_calls
+from properties._src.running.profiles import without_explain
 
 __all__ = ["SOFT_CODES", "Failure", "Outcome", "RunConfig", "run"]
 
@@ -178,7 +179,11 @@ def run(implementation: Implementation, case: Case, config: RunConfig) -> Outcom
             implementation,
             dataclasses.replace(
                 config,
-                settings=settings(settings_, report_multiple_bugs=False),
+                settings=settings(
+                    settings_,
+                    report_multiple_bugs=False,
+                    phases=without_explain(settings_.phases),  # explanations are never shown
+                ),
                 observe=searching.observe,
                 judge=searching.judge,
             ),
