@@ -20,7 +20,9 @@ relation between results) is found again among the last examples observed by hav
 replay them against the oracle.
 
 The verdict is "failed" for a wrong result or a raise from the implementation; "error" for
-an interpreter fault alone, or when Hypothesis stopped without a counterexample.
+an interpreter fault alone, or when Hypothesis stopped without a counterexample;
+"incomplete" when the search spent ``config.check_seconds`` first. A shrink stops after
+``config.shrink_seconds`` with the smallest example so far (``budgets``).
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ from properties._src.calling.implementations import Implementation
 from properties._src.cases.catalog import Case
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
+from properties._src.domain.buckets import Bucket
 from properties._src.judging.checks import Property
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
 from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import SOFT_CODES, Failure, Step, describe_error, watching_calls
+from properties._src.running import budgets
 from properties._src.running.profiles import without_explain
 
 __all__ = ["SOFT_CODES", "Failure", "Outcome", "RunConfig", "run"]
@@ -60,13 +64,15 @@ class Outcome:
     """The verdict of one case, with the failure or error behind it."""
 
     case: Case
-    status: str  # "passed", "failed" (with ``failure``) or "error" (with ``error`` or a fault)
+    status: str  # "passed", "failed" (with ``failure``), "error" or "incomplete" (``error``)
     examples: int
     seconds: float
     failure: Failure | None = None
     error: str | None = None
     diagnosis: Diagnosis = NONE
     replay: str | None = None
+    shrink_stopped: bool = False  # the failure's shrink stopped at config.shrink_seconds
+    notes: tuple[str, ...] = ()  # for the report: where a budget ran out
 
 
 class _Search:
@@ -74,11 +80,18 @@ class _Search:
     keeps the findings and the last examples seen."""
 
     def __init__(
-        self, implementation: Implementation, case: Case, config: RunConfig, promote_soft: bool
+        self,
+        implementation: Implementation,
+        case: Case,
+        config: RunConfig,
+        promote_soft: bool,
+        clock: budgets.SearchClock,
     ):
         self.implementation, self.case = implementation, case
-        self.config, self.promote_soft = config, promote_soft
+        self.config, self.promote_soft, self.clock = config, promote_soft, clock
         self.examples = 0
+        self.shapes: set[Bucket] = set()  # called on while searching
+        self.spent = self.shrink_stopped = False
         self.searching = True  # until the first raise: later examples are shrink steps
         self.last_raised: Failure | None = None
         self.soft: list[Failure] = []
@@ -87,6 +100,7 @@ class _Search:
 
     def observe(self, example: Any) -> None:
         if self.searching:
+            self.clock.spend()
             self.examples += 1
         self.recent.append(example)
 
@@ -94,6 +108,9 @@ class _Search:
         """Judge one call: a soft finding is kept (unless promoted), a hard one raised. The
         result a sequence goes on with is the call's (the one without race detection after an
         interpreter fault; the oracle's where the interpreter faulted either way)."""
+        if self.searching:
+            self.clock.spend()
+            self.shapes.add(Bucket.of(step.update))
         actual, failure = judged_call(
             self.implementation, prop, step, self.config.compare, self.config.mesh
         )
@@ -134,13 +151,37 @@ class _Search:
         handle.inner_test = counted
 
     def run(self, test) -> BaseException | None:
+        shrink = budgets.ShrinkWatch()
         try:
-            with with_reporter(lambda _: None):  # the report renders the counterexample itself
+            with (
+                with_reporter(lambda _: None),  # the report renders the counterexample itself
+                budgets.shrinking_within(self.config.shrink_seconds) as shrink,
+            ):
                 test()
+        except budgets.BudgetSpent:
+            self.spent = True
         except Exception as error:
             self.searching = False
             return error
+        finally:
+            self.shrink_stopped = shrink.stopped
         return None
+
+    def notes(self) -> tuple[str, ...]:
+        """The report's lines for the budgets this search ran out of."""
+        config = self.config
+        return tuple(
+            note
+            for note, ran_out in (
+                (self.stopped_text(), self.spent),
+                (budgets.shrink_stopped(config.shrink_seconds), self.shrink_stopped),
+            )
+            if ran_out
+        )
+
+    def stopped_text(self) -> str:
+        """What the search tried before it spent the check's budget."""
+        return budgets.search_stopped(self.clock.seconds or 0, self.examples, self.shapes)
 
     def reproduced(self) -> Failure | None:
         """A failure no call was judged for, found by replaying the last examples seen."""
@@ -172,9 +213,10 @@ def run(implementation: Implementation, case: Case, config: RunConfig) -> Outcom
     if not settings_.derandomize and seed is None:
         seed = random.getrandbits(32)
     start = time.perf_counter()
+    clock = budgets.SearchClock(config.check_seconds, start)  # both searches share it
 
     def search(promote_soft: bool) -> tuple[_Search, BaseException | None]:
-        searching = _Search(implementation, case, config, promote_soft)
+        searching = _Search(implementation, case, config, promote_soft, clock)
         test = case.build(
             implementation,
             dataclasses.replace(
@@ -198,17 +240,20 @@ def run(implementation: Implementation, case: Case, config: RunConfig) -> Outcom
         return searching, error
 
     first, error = search(promote_soft=False)
-    failure, soft_seen = first.last_raised, first.soft
+    shown, failure, soft_seen = first, first.last_raised, first.soft
     if error is None and soft_seen:  # only soft findings
         smallest = min(soft_seen, key=lambda f: f.size)
-        if all(f.diagnosis.codes == (INTERPRETER_FAULT,) for f in soft_seen):
-            failure = smallest  # JAX's fault, not worth the interpreter's time to shrink
+        if first.spent or all(f.diagnosis.codes == (INTERPRETER_FAULT,) for f in soft_seen):
+            failure = smallest  # JAX's fault (not worth shrinking), or no time left
         else:  # search again to shrink one
-            again, error = search(promote_soft=True)
-            failure = again.last_raised or smallest
+            shown, error = search(promote_soft=True)
+            failure = shown.last_raised or smallest
     seconds = time.perf_counter() - start
     replay = _replay(settings_, seed)
     if failure is None:
+        if first.spent:
+            status, error_text = "incomplete", first.stopped_text()
+            return Outcome(case, status, first.examples, seconds, error=error_text, replay=replay)
         if error is None:
             return Outcome(case, "passed", first.examples, seconds)
         return Outcome(
@@ -218,4 +263,15 @@ def run(implementation: Implementation, case: Case, config: RunConfig) -> Outcom
     # finding seen on another example is not carried over (nobody could check it there).
     diagnosis = failure.diagnosis
     status = "error" if diagnosis.codes == (INTERPRETER_FAULT,) else "failed"
-    return Outcome(case, status, first.examples, seconds, failure, None, diagnosis, replay)
+    return Outcome(
+        case,
+        status,
+        first.examples,
+        seconds,
+        failure,
+        None,
+        diagnosis,
+        replay,
+        shown.shrink_stopped,
+        shown.notes(),
+    )
