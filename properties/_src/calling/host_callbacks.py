@@ -12,9 +12,9 @@ without, bit for bit the same result (``docs/interpreter.md``).
 ``host_arguments()`` hands the interpreter's own callbacks (those defined in
 ``jax._src.pallas.mosaic.interpret``) copies of their arguments as NumPy arrays instead, which
 is what they read them as; every other ``io_callback`` (an implementation's own) goes through
-JAX as before. JAX's also logs a callback's exception before raising it; the interpreter's
-are raised as they are (the harness reports them itself). A JAX whose ``io_callback_impl`` is
-elsewhere is left as it is.
+JAX as before. A callback's exception is logged and raised as JAX does
+(``callback_errors`` reads the log). A JAX whose ``io_callback_impl`` is elsewhere is left as
+it is.
 """
 
 from __future__ import annotations
@@ -45,7 +45,11 @@ def _io_callback_impl(*args: Any, callback: Any, **params: Any) -> Any:
     if not _interpreters(callback):
         return _IO_CALLBACK_IMPL(*args, callback=callback, **params)  # type: ignore[misc]
     host = tuple(np.array(arg) for arg in args)  # copies: the runtime's buffers are not theirs
-    return tree_util.tree_map(np.asarray, callback(*host))
+    try:
+        return tree_util.tree_map(np.asarray, callback(*host))
+    except BaseException:
+        jax_callback.logger.exception("jax.io_callback failed")  # as JAX does: callback_errors
+        raise
 
 
 @contextlib.contextmanager
