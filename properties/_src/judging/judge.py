@@ -7,11 +7,11 @@
 * none: the only differences are NaN payloads in a dtype whose NaN payloads the backend's own
   scatter does not keep (``comparison.by_value``): the platform's, not the implementation's.
 
-Every call a case makes is judged by ``judged_once``, the one entry (by each property that
-judges it; ``judged_call`` for one), in the calling mode its
-step says: through the runner's judge, which keeps soft findings, or through ``strict``, the
-judge of a case's test under pytest, which raises on any; ``replay`` judges a sequence's steps
-in order and stops at the first finding.
+Every call a case makes is judged by ``judged_once``, the one entry (one call, judged by each
+property given; ``judged_call`` for one), in the calling mode its step says: through the
+runner's judge, which keeps soft findings, or through ``strict``, the judge of a case's test
+under pytest, which raises on any; ``replay`` judges a sequence's steps in order and stops at
+the first finding.
 """
 
 from __future__ import annotations

@@ -19,6 +19,12 @@ A property case's example is one call; a sequence case's is several, each judged
 relation between results) is found again among the last examples observed by having the case
 replay them against the oracle.
 
+The runner checks a unit of cases at once (``catalog.units``; ``run`` is a unit of one): a
+tier's property cases share each example and its one call, every property judging the result.
+A search stops at the first example failing any property still searched for, Hypothesis
+shrinks it to the smallest example failing any of them, and each property that example fails
+gets it as its own counterexample; the same search then runs again for the properties left.
+
 The verdict is "failed" for a wrong result or a raise from the implementation; "error" for
 an interpreter fault alone, or when Hypothesis stopped without a counterexample.
 """
