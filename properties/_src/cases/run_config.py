@@ -22,6 +22,11 @@ from properties._src.drawing.shapes import Shapes
 from properties._src.judging.judge import strict
 from properties._src.judging.steps import Judge
 
+# A shrink's seconds unless told (``--shrink-seconds``): enough to shrink the known-bad targets
+# to their smallest examples, little enough for a failing implementation's whole check to
+# take a minute or so (see docs/benchmarks.md).
+DEFAULT_SHRINK_SECONDS = 20.0
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -39,6 +44,10 @@ class RunConfig:
     * ``before_call``: sees every update just before the implementation runs on it.
     * ``observe``: sees each example (a ``Step``, or a sequence's list of them) before it runs.
     * ``judge``: runs and judges each step (``None``: ``judge.strict``, raising on any finding).
+    * ``check_seconds``: the runner's budget for the case's search (``None``: none); spent, the
+      case is ``incomplete``.
+    * ``shrink_seconds``: the runner's budget for a shrink (``None``: Hypothesis's 300 s);
+      spent, the smallest example so far is reported, marked ``shrink_stopped``.
     """
 
     settings: hypothesis.settings | None = None
@@ -51,6 +60,8 @@ class RunConfig:
     before_call: Callable[[Update], None] | None = None
     observe: Callable[[Any], None] | None = None
     judge: Judge | None = None
+    check_seconds: float | None = None
+    shrink_seconds: float | None = DEFAULT_SHRINK_SECONDS
 
     def judge_for(self, implementation: Implementation) -> Judge:
         """The judge of this run's steps: ``judge``, or one raising on any finding."""
