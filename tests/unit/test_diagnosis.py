@@ -13,18 +13,19 @@ from hypothesis import settings
 
 from kvcache import kv_cache_update_jax
 from properties._src.calling.implementations import CALL_MODES, Implementation, call, load
-from properties._src.cases.catalog import CASES
+from properties._src.cases.catalog import CASES, units
 from properties._src.cases.property_case import examples_per_shape
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, SHRINK_TARGET
 from properties._src.judging.attribution import JAX_SOURCE
+from properties._src.judging.checks import bits
 from properties._src.judging.diagnosis import explain
 from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import Step
 from properties._src.reporting.report import render
 from properties._src.running.api import check
-from properties._src.running.runner import run
+from properties._src.running.runner import run, run_together
 from properties.known_bad.mutants import count_minus_one, quiet_nans
 
 CLAMPED, PADDING = (r.update for r in REGRESSIONS)
@@ -188,7 +189,9 @@ def test_soft_findings_from_other_examples_are_not_reported():
     is searched shape by shape, so the float32 shape's examples (soft findings: the search goes
     on) come before the float16 one that fails; the nan-payload findings seen on them come with
     no example to check them on, so they are not reported: every finding reported is the shown
-    example's own."""
+    example's own. Checked with its tier's other properties on the same calls
+    (``run_together``), ``matches-oracle`` shows the same example with the same findings as
+    alone, and every other property's findings are its own example's too."""
 
     def nan_or_wrong(
         new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
@@ -205,20 +208,15 @@ def test_soft_findings_from_other_examples_are_not_reported():
     quieting_shape = SHRINK_TARGET  # float32: XLA:CPU's own scatter keeps its payloads
     failing_shape = dataclasses.replace(SHRINK_TARGET, dtype="float16")
     holding_nans: list = []
-    outcome = run(
-        implementation,
-        CASES[0],
-        RunConfig(
-            settings=settings(QUICK, max_examples=60),
-            explicit_examples=False,
-            buckets=(quieting_shape, failing_shape),
-            before_call=lambda u: (
-                holding_nans.append(u)
-                if np.isnan(u.kv_cache_pages.astype(np.float32)).any()
-                else None
-            ),
+    config = RunConfig(
+        settings=settings(QUICK, max_examples=60),
+        explicit_examples=False,
+        buckets=(quieting_shape, failing_shape),
+        before_call=lambda u: (
+            holding_nans.append(u) if np.isnan(u.kv_cache_pages.astype(np.float32)).any() else None
         ),
     )
+    outcome = run(implementation, CASES[0], config)
     assert outcome.status == "failed"
     shown = outcome.failure
     assert shown.update.kv_cache_pages.dtype == np.float16
@@ -231,3 +229,14 @@ def test_soft_findings_from_other_examples_are_not_reported():
     assert quieted, "no example had its NaN payloads quieted: nothing could be carried over"
     assert "nan-payload" not in outcome.diagnosis.codes, outcome.diagnosis
     assert set(outcome.diagnosis.findings) == set(explain(shown.update, shown.actual).findings)
+
+    unit = units()[0]
+    assert unit.cases[0] is CASES[0]
+    together = run_together(implementation, unit, config)
+    assert together[0].diagnosis == outcome.diagnosis
+    pairs = zip(together[0].failure.update.arrays(), shown.update.arrays(), strict=True)
+    assert all(a.shape == b.shape and (bits(a) == bits(b)).all() for a, b in pairs)
+    for each in together:  # every failure reported is its own example's
+        if each.failure is not None and each.failure.actual is not None:
+            found = explain(each.failure.update, each.failure.actual).findings
+            assert set(each.diagnosis.findings) == set(found), each.case.id

@@ -34,6 +34,7 @@ from properties._src.domain.buckets import (
     INTERPRETER_MAX_COLUMNS,
 )
 from properties._src.judging.attribution import attribute
+from properties._src.running import runner
 from properties._src.running.runner import run
 
 # Two examples of each shape an interpreted kernel can afford; a verdict needs no shrinking.
@@ -152,13 +153,13 @@ def test_a_kernel_that_faults_on_some_examples_fails_nothing_else(unmended, monk
     must pass. A case whose only finding is the fault is searched once: its example is shown
     as drawn, not searched for again to shrink."""
     searches: Counter[str] = Counter()
-    build = PropertyCase.build
+    settle = runner._Search.settle
 
-    def counted(case, *args, **kwargs):
-        searches[case.id] += 1
-        return build(case, *args, **kwargs)
+    def counted(searching, *args, **kwargs):  # a pass of the searches for some cases
+        searches.update(searching.unit.cases[i].id for i in searching.targets)
+        return settle(searching, *args, **kwargs)
 
-    monkeypatch.setattr(PropertyCase, "build", counted)
+    monkeypatch.setattr(runner._Search, "settle", counted)
     outcomes = [
         run(KERNEL, case, RunConfig(settings=QUICK, buckets=AFFORDABLE_WHEN_INTERPRETED))
         for case in CASES
