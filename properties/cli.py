@@ -1,9 +1,9 @@
 """``kvcache-check``: every property, on every tier, against any implementation.
 
-Without ``--impl`` it checks the project's own implementations. Each implementation is
-checked in a child process the command watches (``properties._src.supervising.supervisor``), so its
-compiled shapes stay warm across its cases, and a crash or a hang becomes a verdict instead of
-the end of the run. First a header: the constraints, the comparison in force and what the
+Without ``--impl`` it checks the project's own implementations. The cases are checked in
+child processes the command watches (``properties._src.supervising.supervisor``), ``--jobs``
+at once, one implementation's cases spread over them, so a crash or a hang becomes a verdict
+instead of the end of the run; the table and the files keep the cases' order. First a header: the constraints, the comparison in force and what the
 platform makes it compare by value (``comparison.platform``); a line per case as it finishes;
 then a table and every counterexample.
 """
@@ -162,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive,
         default=os.cpu_count() or 1,
-        help="implementations checked at once, each in a child process (default: %(default)s)",
+        help="lanes: child processes checking at once, one implementation's cases spread over "
+        "them (a tier's properties together, every other case alone; default: %(default)s)",
     )
     parser.add_argument(
         "--list",
@@ -318,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     cases = cases_on(args.tier, all_cases(mesh is not None))
     platform = comparison.platform()  # after the mesh asked for its devices: JAX starts here
-    results = Results(specs, _outputs(args, options["constraints"], platform))
+    order = [(case.name, case.tier.name.lower()) for case in cases]  # the table's, the files'
+    results = Results(specs, _outputs(args, options["constraints"], platform), order)
     print(
         f"constraints: {', '.join(options['constraints']) or 'none'}; compare: {args.compare}; "
         f"{comparison.platform_phrase(platform, args.compare)}"

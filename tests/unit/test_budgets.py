@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import Phase
 
+from benchmarks import harness
 from properties import check
 from properties._src.cases.catalog import CASES
 from properties._src.reporting.results import STATUSES, CaseResult, CheckResult
@@ -91,3 +92,12 @@ def test_no_profile_runs_the_explain_phase():
     for name, profile in PROFILES.items():
         assert Phase.explain not in profile.phases, name
         assert Phase.shrink in profile.phases, name
+
+
+def test_the_harness_benchmark_prints_a_row_per_implementation(capsys):
+    """About 15 s: ``kvcache-check`` in a child (JAX starting, compiling) on one tier with one
+    example per shape. Checks the table's shape and the verdicts read from the JSON, not times."""
+    harness.main(["--impl", SEED_FALLBACK, "--", "--tier", "serving", "--max-examples", "1"])
+    *_, header, line = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["implementation", "runs", "median"]
+    assert line.startswith(f"{SEED_FALLBACK}  1  ") and "failed" in line

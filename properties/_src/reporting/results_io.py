@@ -101,16 +101,25 @@ Format = Callable[[list[CheckResult]], str]
 
 
 class Results:
-    """Every result so far, per implementation in the order named, each output file rewritten
-    as one arrives."""
+    """Every result so far, per implementation in the order named and within one in ``order``
+    (``(property, tier)`` pairs; results arrive from parallel lanes in any order), each output
+    file rewritten as one arrives."""
 
-    def __init__(self, names: Iterable[str], outputs: Iterable[tuple[Path, Format]] = ()):
+    def __init__(
+        self,
+        names: Iterable[str],
+        outputs: Iterable[tuple[Path, Format]] = (),
+        order: Sequence[tuple[str, str]] = (),
+    ):
         self._results: dict[str, list[CaseResult]] = {name: [] for name in names}
         self._outputs = list(outputs)
+        self._rank = {key: index for index, key in enumerate(order)}
         self._write()
 
     def add(self, name: str, result: CaseResult) -> None:
-        self._results[name].append(result)
+        results = self._results[name]
+        results.append(result)
+        results.sort(key=lambda r: self._rank.get((r.property, r.tier), len(self._rank)))
         self._write()
 
     def implementations(self) -> list[CheckResult]:

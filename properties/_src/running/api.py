@@ -10,7 +10,7 @@ from hypothesis import settings
 from oracle.contract import Tier, Update
 from properties._src.calling.implementations import Implementation, as_implementation
 from properties._src.calling.placement import MeshShape, as_mesh_shape
-from properties._src.cases.catalog import CASES, Case, all_cases
+from properties._src.cases.catalog import CASES, Case, all_cases, units
 from properties._src.cases.run_config import DEFAULT_SHRINK_SECONDS, RunConfig
 from properties._src.domain.constraints import Constraint, in_force
 from properties._src.drawing.shapes import FREE_PROFILES, shape_space
@@ -18,7 +18,7 @@ from properties._src.judging.comparison import require_comparison
 from properties._src.reporting.report import render
 from properties._src.reporting.results import STATUSES, CaseResult, CheckResult
 from properties._src.running import budgets, profiles
-from properties._src.running.runner import run
+from properties._src.running.runner import run_together
 
 __all__ = [
     "STATUSES",
@@ -119,9 +119,15 @@ def check(
         shrink_seconds=shrink_seconds,
     )
     mesh_text = str(mesh_shape) if mesh_shape else None
+    chosen_cases = cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases)
+    outcomes = {
+        outcome.case.id: outcome
+        for unit in units(chosen_cases)
+        for outcome in run_together(chosen, unit, config)
+    }
     results = []
-    for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
-        outcome = run(chosen, case, config)
+    for case in chosen_cases:  # in the order asked for, whatever the units'
+        outcome = outcomes[case.id]
         text = (
             render(
                 chosen.name,
