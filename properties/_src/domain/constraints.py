@@ -28,6 +28,9 @@ DIMENSIONS = {
 # Pages may pass 2 MiB, where kernels that size VMEM by a 16 MiB budget run out of slots.
 MAX_CACHE_BYTES = 2**27
 MAX_PAGE_BYTES = 2**22
+# The rest of the domain a shape is drawn from (``shapes.any_bucket``).
+MAX_HEADS, MAX_HEAD_DIM, MAX_PAGE_SIZE, MAX_TOKENS, MAX_COLUMNS = 72, 640, 2048, 5000, 1100
+MAX_TOKEN_BYTES = 2**23
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,20 @@ def within_memory(bucket: Bucket) -> bool:
     """Whether the cache and one page fit the memory bounds."""
     page_bytes = bucket.page_size * bucket.row_bytes
     return page_bytes <= MAX_PAGE_BYTES and page_bytes * bucket.num_pages <= MAX_CACHE_BYTES
+
+
+def in_domain(bucket: Bucket) -> bool:
+    """Whether ``shapes.any_bucket`` can draw ``bucket`` (constraints aside): within the memory
+    bounds and each ``MAX_*``, with a slice table whose dtype holds a page's length."""
+    return (
+        within_memory(bucket)
+        and bucket.page_size <= min(MAX_PAGE_SIZE, np.iinfo(bucket.table_dtype).max)
+        and bucket.heads <= MAX_HEADS
+        and bucket.head_dim <= MAX_HEAD_DIM
+        and bucket.num_tokens <= MAX_TOKENS
+        and bucket.num_tokens * bucket.row_bytes <= MAX_TOKEN_BYTES
+        and bucket.num_slices <= MAX_COLUMNS
+    )
 
 
 def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:

@@ -4,7 +4,7 @@ Targets are every pair of classes from two paired dimensions and every class of 
 dimension (each dtype by name). Candidates are concrete shapes drawn from a fixed seed with
 values chosen to reach each class and relation (tokens below, at and past a page; columns
 equal to tokens; caches just past 2^15, 2^16 and 2^24 rows; pages just past 2 MiB), kept if
-they lie in the domain (``shapes.in_domain``). Starting from ``SHRINK_TARGET``, the greedy
+they lie in the domain (``constraints.in_domain``). Starting from ``SHRINK_TARGET``, the greedy
 step adds the affordable candidate (``affordable_in_pool``) that covers the most targets not
 yet covered, the cheaper on a tie, until no candidate covers one more. ``buckets.BUCKETS``
 is its output written out (a test checks that they are equal), so the pool reads as a table.
@@ -25,7 +25,7 @@ import numpy as np
 
 from properties._src.domain.buckets import DTYPES, INDEX_DTYPES, SHRINK_TARGET, Bucket
 from properties._src.domain.classes import EVERY_DIMENSION, MiB
-from properties._src.drawing.shapes import in_domain
+from properties._src.domain.constraints import in_domain
 
 SEED, CANDIDATES = 21, 40_000
 

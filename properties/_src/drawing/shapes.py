@@ -25,22 +25,24 @@ from properties._src.domain.buckets import (
     INTERPRETER_MAX_COLUMNS,
     Bucket,
 )
-from properties._src.domain.classes import table_max
 from properties._src.domain.constraints import (
     MAX_CACHE_BYTES,
+    MAX_COLUMNS,
+    MAX_HEAD_DIM,
+    MAX_HEADS,
     MAX_PAGE_BYTES,
+    MAX_PAGE_SIZE,
+    MAX_TOKEN_BYTES,
+    MAX_TOKENS,
     Constraint,
     fitting,
-    within_memory,
 )
 
 Shapes = tuple[Bucket, ...] | st.SearchStrategy[Bucket]
 
 FREE_PROFILES = ("thorough",)  # the profiles that draw shapes beyond the pool
 
-# The domain drawn freely, with the values each dimension's edge classes start from.
-MAX_HEADS, MAX_HEAD_DIM, MAX_PAGE_SIZE, MAX_TOKENS, MAX_COLUMNS = 72, 640, 2048, 5000, 1100
-MAX_TOKEN_BYTES = 2**23
+# The values each dimension's edge classes start from, in the domain drawn freely.
 USUAL_PAGES = 256  # more pages than this only at the row-count edges below
 EDGES = {
     "heads": (1, 2, 3, 64, 65),
@@ -96,20 +98,6 @@ def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
     count = draw(st.sampled_from(INDEX_DTYPES))
     return Bucket(
         page_size, pages, heads, head_dim, dtype, tokens, columns, count_shape, table, count
-    )
-
-
-def in_domain(bucket: Bucket) -> bool:
-    """Whether ``any_bucket`` can draw ``bucket`` (constraints aside): within the memory bounds
-    and each ``MAX_*``, with a slice table whose dtype holds a page's length."""
-    return (
-        within_memory(bucket)
-        and bucket.page_size <= min(MAX_PAGE_SIZE, table_max(bucket))
-        and bucket.heads <= MAX_HEADS
-        and bucket.head_dim <= MAX_HEAD_DIM
-        and bucket.num_tokens <= MAX_TOKENS
-        and bucket.num_tokens * bucket.row_bytes <= MAX_TOKEN_BYTES
-        and bucket.num_slices <= MAX_COLUMNS
     )
 
 
@@ -176,6 +164,6 @@ def affordable(implementation: Implementation, columns: int) -> bool:
     """Whether ``implementation`` can afford an update of ``columns`` columns: any number,
     unless it has been seen running a kernel in the TPU interpreter, which pays for every grid
     step; then at most ``INTERPRETER_MAX_COLUMNS``. A property case checks the pool's shapes in
-    order and skips those it cannot afford, so by ``buckets.MANY_COLUMNS`` (after affordable
-    shapes in the pool, as a test checks) it knows."""
+    order and skips those it cannot afford; the first (``buckets.SHRINK_TARGET``) is
+    affordable, as a test checks, so by any other it knows."""
     return columns <= INTERPRETER_MAX_COLUMNS or not seen_interpreted(implementation)
