@@ -118,6 +118,13 @@ def _pages_needed(b: Bucket) -> str:
     return "more pages than columns" if needed > b.num_slices else "no more pages than columns"
 
 
+def _writable(b: Bucket) -> str:
+    """How many tokens one update of the shape can copy: bounded by its tokens, its columns'
+    pages, its cache rows and the rows its slice table reaches."""
+    most = min(b.num_tokens, b.num_slices * b.page_size, b.cache_rows, table_max(b) + 1)
+    return "none" if most == 0 else "up to 2048" if most <= 2048 else "over 2048"
+
+
 def _past(limit: int, value: int) -> str:
     return "past it" if value > limit else "within it"
 
@@ -215,7 +222,17 @@ EXACT: tuple[Dimension, ...] = (
 """Each dtype the harness draws, by name: every one occurs in the pool (their widths and kinds
 are what pairs with the other dimensions)."""
 
-EVERY_DIMENSION = (*DIMENSIONS, *EXACT, *RELATIONS)
+WRITABLE = Dimension(
+    "tokens one update can write",
+    ("none", "up to 2048", "over 2048"),
+    _writable,
+    relation=True,
+    paired=False,
+)
+"""Whether a source can run past token 2047 (chunked token loops): each class only has to
+occur, in a shape that writes rows."""
+
+EVERY_DIMENSION = (*DIMENSIONS, *EXACT, *RELATIONS, WRITABLE)
 PAIRED = tuple(d for d in EVERY_DIMENSION if d.paired)
 
 
