@@ -202,6 +202,8 @@ FEATURES = {
 
 @pytest.mark.parametrize("feature", list(FEATURES))
 def test_feature_is_reachable(feature):
+    """Some take over 20 s: a dtype in one or two of the pool's 36 shapes is found by search
+    over all of them, drawing the large caches on the way."""
     tier, present = FEATURES[feature]
     found = find(updates(tier), present, settings=settings(SEARCH, phases=[Phase.generate]))
     assert present(found)
