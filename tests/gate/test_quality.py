@@ -9,7 +9,7 @@ from hypothesis import Phase, settings
 
 from properties._src.calling.implementations import load
 from properties._src.calling.placement import MeshShape
-from properties._src.cases.catalog import all_cases
+from properties._src.cases.catalog import CASES, MESH_CASES, Case, all_cases
 from properties._src.cases.run_config import RunConfig
 from properties._src.drawing.shapes import shape_space
 from properties._src.running.api import all_constraints
@@ -22,6 +22,14 @@ GATE = settings(PROFILES["ci"], phases=(Phase.generate,))
 MESH = MeshShape(pages=2, heads=4)
 
 
+def in_gate_order(on_mesh: bool) -> tuple[Case, ...]:
+    """Every case, the cheapest to reject a mutant first: ``matches-oracle`` on the general tier
+    (most bugs show there), then on a mesh the cases only a mesh has (a mutant whose values are
+    right is rejected there, not after every other case has passed), then the rest in order."""
+    first, *rest = CASES
+    return (first, *(MESH_CASES if on_mesh else ()), *rest)
+
+
 def outcomes(
     spec: str, *, explicit_examples: bool, stop_at_failure: bool, mesh: MeshShape | None = None
 ) -> list[Outcome]:
@@ -30,7 +38,7 @@ def outcomes(
     implementation, found = load(spec), []
     device_mesh = mesh.build() if mesh else None
     buckets = shape_space(all_constraints((), mesh))
-    for case in all_cases(mesh is not None):
+    for case in in_gate_order(mesh is not None):
         found.append(
             run(
                 implementation,
@@ -76,3 +84,9 @@ def test_mutants_are_many_and_distinct():
     functions = [load(spec).function for spec in MUTANTS]
     assert len(MUTANTS) >= 30
     assert len({id(f) for f in functions}) == len(MUTANTS)
+
+
+@pytest.mark.parametrize("on_mesh", [False, True])
+def test_the_gate_order_holds_every_case_once(on_mesh):
+    ordered = [case.id for case in in_gate_order(on_mesh)]
+    assert sorted(ordered) == sorted(case.id for case in all_cases(on_mesh))
