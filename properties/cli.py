@@ -1,9 +1,9 @@
 """``kvcache-check``: every property, on every tier, against any implementation.
 
-Without ``--impl`` it checks the project's own implementations. Each implementation is
-checked in a child process the command watches (``properties._src.supervising.supervisor``), so its
-compiled shapes stay warm across its cases, and a crash or a hang becomes a verdict instead of
-the end of the run. First a header: the constraints, the comparison in force and what the
+Without ``--impl`` it checks the project's own implementations. The cases are checked in
+child processes the command watches (``properties._src.supervising.supervisor``), ``--jobs``
+at once, one implementation's cases spread over them, so a crash or a hang becomes a verdict
+instead of the end of the run; the table and the files keep the cases' order. First a header: the constraints, the comparison in force and what the
 platform makes it compare by value (``comparison.platform``); a line per case as it finishes;
 then a table and every counterexample.
 """
@@ -23,6 +23,7 @@ from typing import TextIO
 from properties._src.calling.implementations import BUILTIN, ImplementationError, load_all
 from properties._src.calling.placement import MeshShape
 from properties._src.cases.catalog import Case, all_cases
+from properties._src.cases.run_config import DEFAULT_SHRINK_SECONDS
 from properties._src.domain.constraints import in_force
 from properties._src.judging import comparison
 from properties._src.judging.comparison import COMPARISONS
@@ -38,13 +39,16 @@ MEANINGS = {
     "failed": "a counterexample: a wrong result, a raise on valid input, or a race",
     "error": "JAX's TPU interpreter faulted in its own code and nothing else was wrong "
     "(diagnosis interpreter-fault), or Hypothesis stopped without a counterexample",
+    "incomplete": "the check's search spent its --check-seconds before trying all its examples "
+    "and found no counterexample in those it tried; the report says how many examples and "
+    "which shapes it reached (not a pass)",
     "crashed": "the process checking it died (a signal such as SIGSEGV, or an exit); the "
     "counterexample is the update it was running",
     "timed-out": "one example ran past --timeout; the counterexample is the update that hung",
 }
 EXIT_STATUSES = {
     0: "every check passed",
-    1: "a check did not pass",
+    1: "a check did not pass (incomplete ones included)",
     2: "a usage error (an implementation that cannot be loaded, a bad option)",
     130: "interrupted (Ctrl-C): the checks that finished are reported and written",
 }
@@ -131,6 +135,22 @@ def _parser() -> argparse.ArgumentParser:
         "(default: %(default)g)",
     )
     parser.add_argument(
+        "--check-seconds",
+        type=_seconds,
+        metavar="SECONDS",
+        help="per check (a property on a tier; a tier's properties, judged on the same calls, "
+        "share one search and its budget): a search that runs longer stops, the checks it had "
+        "not settled incomplete (default: no limit)",
+    )
+    parser.add_argument(
+        "--shrink-seconds",
+        type=_seconds,
+        default=DEFAULT_SHRINK_SECONDS,
+        metavar="SECONDS",
+        help="per shrink: a shrink that runs longer stops and reports the smallest failing "
+        "example so far, saying so (default: %(default)g)",
+    )
+    parser.add_argument(
         "--json",
         metavar="FILE",
         type=Path,
@@ -143,7 +163,8 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive,
         default=os.cpu_count() or 1,
-        help="implementations checked at once, each in a child process (default: %(default)s)",
+        help="lanes: child processes checking at once, one implementation's cases spread over "
+        "them (a tier's properties together, every other case alone; default: %(default)s)",
     )
     parser.add_argument(
         "--list",
@@ -182,6 +203,8 @@ def _check_options(args: argparse.Namespace) -> dict:
         "compare": args.compare,
         "seed": args.seed,
         "mesh": args.mesh,
+        "check_seconds": args.check_seconds,
+        "shrink_seconds": args.shrink_seconds,
     }
 
 
@@ -195,8 +218,12 @@ def _outputs(args: argparse.Namespace, constraints: tuple[str, ...], platform: d
 
 
 def _case_line(name: str, result: CaseResult) -> str:
-    """A case as it finishes: implementation, property, tier, verdict, seconds."""
-    return f"{name}: {result.property} ({result.tier}) {result.status} in {result.seconds:.2f} s"
+    """A case as it finishes: implementation, property, tier, verdict, seconds; for an
+    incomplete one, what its search reached; for a shrink stopped early, that."""
+    line = f"{name}: {result.property} ({result.tier}) {result.status} in {result.seconds:.2f} s"
+    if result.status == "incomplete" and result.counterexample:
+        line += f": {result.counterexample.splitlines()[0]}"
+    return line + (" (shrink stopped at --shrink-seconds)" if result.shrink_stopped else "")
 
 
 class Progress:
@@ -293,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     cases = cases_on(args.tier, all_cases(mesh is not None))
     platform = comparison.platform()  # after the mesh asked for its devices: JAX starts here
-    results = Results(specs, _outputs(args, options["constraints"], platform))
+    order = [(case.name, case.tier.name.lower()) for case in cases]  # the table's, the files'
+    results = Results(specs, _outputs(args, options["constraints"], platform), order)
     print(
         f"constraints: {', '.join(options['constraints']) or 'none'}; compare: {args.compare}; "
         f"{comparison.platform_phrase(platform, args.compare)}"

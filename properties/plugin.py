@@ -4,9 +4,11 @@
   ``kvcache_impl`` name the implementations under test (``builtin``: the project's own).
 * A test taking the ``kvcache_implementation`` fixture runs once per implementation.
 * ``--kvcache-compare bits|values`` and ``--kvcache-constraint DIM%K`` (repeatable) say how
-  results are compared and which shapes the implementations take; a test reads them from the
-  ``kvcache_check_options`` fixture (keyword arguments for ``check``/``assert_conforms``) or
-  from ``compare(config)`` and ``constraints(config)``.
+  results are compared and which shapes the implementations take; ``--kvcache-check-seconds``
+  and ``--kvcache-shrink-seconds`` bound each check's search and each shrink. A test reads them
+  from the ``kvcache_check_options`` fixture (keyword arguments for
+  ``check``/``assert_conforms``), the first two also from ``compare(config)`` and
+  ``constraints(config)``.
 * ``--kvcache-mesh pages=P,heads=H`` runs the property cases with every update placed on a
   P x H device mesh (virtual CPU devices off a TPU), plus ``sharding-preserved``; the
   ``kvcache_mesh`` fixture is that ``jax.sharding.Mesh``, or ``None``.
@@ -67,6 +69,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "is a multiple of K (repeatable)",
     )
     group.addoption(
+        "--kvcache-check-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="each check's search stops after this long, the check incomplete (check_seconds)",
+    )
+    group.addoption(
+        "--kvcache-shrink-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="a shrink stops after this long with the smallest example so far (shrink_seconds)",
+    )
+    group.addoption(
         "--kvcache-mesh",
         metavar="pages=P,heads=H",
         help="place every update of the property cases on a P x H device mesh "
@@ -109,8 +123,15 @@ def constraints(config: pytest.Config) -> tuple[Constraint, ...]:
 
 @pytest.fixture
 def kvcache_check_options(request: pytest.FixtureRequest) -> dict:
-    """``compare`` and ``constraints`` as keyword arguments for ``check``/``assert_conforms``."""
-    return {"compare": compare(request.config), "constraints": constraints(request.config)}
+    """``compare``, ``constraints`` and the budgets given as keyword arguments for
+    ``check``/``assert_conforms`` (a budget not given is left to ``check``'s default)."""
+    config = request.config
+    budgets = {
+        name: seconds
+        for name in ("check_seconds", "shrink_seconds")
+        if (seconds := config.getoption(f"--kvcache-{name.replace('_', '-')}")) is not None
+    }
+    return {"compare": compare(config), "constraints": constraints(config), **budgets}
 
 
 def mesh_shape(config: pytest.Config) -> MeshShape | None:

@@ -74,12 +74,14 @@ def test_json_has_one_entry_per_implementation_in_order_and_the_documented_field
                 "seconds",
                 "counterexample",
                 "diagnosis",
+                "shrink_stopped",
             ]
             assert r["tier"] in {"general", "serving"} and r["status"] in STATUSES
             assert isinstance(r["examples"], int) and r["examples"] >= 1
             assert isinstance(r["seconds"], float)
             assert (r["counterexample"] is None) == (r["status"] == "passed")
             assert (r["diagnosis"] == []) == (r["status"] == "passed")
+            assert r["shrink_stopped"] is False  # within the default --shrink-seconds
 
 
 def test_seed_fallback_is_rejected_with_a_slice_in_the_last_page_at_an_offset(tmp_path, capsys):

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -265,3 +266,42 @@ def test_a_result_crosses_the_process_boundary_as_itself_and_the_json_keeps_its_
         ("counterexample", "why"),
         ("diagnosis", ["values", "untouched-row"]),
     ]
+
+
+def test_results_are_kept_in_the_cases_order_whatever_order_they_arrive_in(tmp_path):
+    report = tmp_path / "r.json"
+    order = [
+        ("matches-oracle", "general"),
+        ("matches-oracle", "serving"),
+        ("serving-loop", "serving"),
+    ]
+    results = Results(["a:b"], [(report, json_text)], order)
+    for prop, tier in reversed(order):
+        results.add("a:b", CaseResult(prop, tier, "passed", 1, 0.5, None))
+    [implementation] = json.loads(report.read_text())["implementations"]
+    assert [(r["property"], r["tier"]) for r in implementation["results"]] == order
+
+
+def test_one_implementations_units_run_in_lanes_at_once():
+    """Two units of one implementation (a tier's properties; shapes changing between calls)
+    with two lanes: each runs in a child of its own, at the same time."""
+    spans: dict[str, list[float]] = {}
+
+    class Recorder:
+        def case_started(self, name, case):
+            spans.setdefault(case.id, [time.monotonic()])
+
+        def example_started(self, name, case, examples): ...
+
+        def case_finished(self, name, result):
+            spans[f"{result.property}-{result.tier}"].append(time.monotonic())
+
+    cases = [
+        c
+        for c in cases_on("serving")
+        if c.name in ("matches-oracle", "shapes-change-between-calls")
+    ]
+    options = {"profile": "ci", "max_examples": 2}
+    supervise([SLOW], cases, Recorder(), options=options, timeout=float(TIMEOUT), jobs=2)
+    (start_a, end_a), (start_b, end_b) = spans.values()
+    assert start_a < end_b and start_b < end_a, spans

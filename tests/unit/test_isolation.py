@@ -4,8 +4,10 @@ interpreter faulting is told apart from the implementation's code."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import Counter
 
+import interpreted_kernels
 import pytest
 from hypothesis import Phase, settings
 from interpreted_kernels import KERNEL, column_kernel, exact, in_place, with_columns
@@ -17,7 +19,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
 from kvcache import kv_cache_update_jax
-from properties._src.calling import implementations
+from properties._src.calling import callback_errors, implementations
 from properties._src.calling.implementations import (
     Implementation,
     call,
@@ -33,6 +35,7 @@ from properties._src.domain.buckets import (
     INTERPRETER_MAX_COLUMNS,
 )
 from properties._src.judging.attribution import attribute
+from properties._src.running import runner
 from properties._src.running.runner import run
 
 # Two examples of each shape an interpreted kernel can afford; a verdict needs no shrinking.
@@ -100,13 +103,33 @@ def test_a_raise_in_the_implementations_own_code_is_not_an_interpreter_fault():
 
 
 def test_an_out_of_bounds_write_is_the_kernels_fault():
-    """The interpreter reports a write out of bounds as a ValueError (a read as an IndexError)."""
+    """The interpreter reports a write out of bounds as a ValueError (a read as an IndexError)
+    and records no line of the kernel for it: the report says it is the kernel's DMA."""
     writes_past_the_cache = with_columns([(4, 1, 2), (14, 0, 4)], 2)  # rows 14-17 of 16
     with pytest.raises(Exception) as raised:  # noqa: PT011 - what matters is attribute()'s reading
         call(KERNEL, writes_past_the_cache)
     fault = attribute(raised.value)
     assert (fault.type, fault.interpreter_fault) == ("ValueError", False), fault
     assert "Out-of-bounds write" in fault.message
+    assert ": a DMA of the kernel, reported by the TPU interpreter at " in str(fault)
+
+
+def test_an_out_of_bounds_read_names_the_kernels_line_and_prints_nothing(capfd):
+    """A read out of bounds is raised in a host callback, which JAX logs with a traceback; the
+    harness names the kernel's line that issued the copy, from that log, and prints nothing,
+    even where JAX's callback logger was quieted (as a user may do)."""
+    logger = logging.getLogger(callback_errors.CALLBACK_LOGGER)
+    level, _ = logger.level, logger.setLevel(logging.CRITICAL)
+    reads_past_the_tokens = with_columns([(4, 1, 2), (9, 6, 3)], 2)  # tokens 6-8 of 8
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - what matters is attribute()'s reading
+        call(KERNEL, reads_past_the_tokens)
+    fault = attribute(raised.value)
+    assert (fault.type, fault.interpreter_fault) == ("IndexError", False), fault
+    assert fault.own is not None and fault.own.file == interpreted_kernels.__file__, fault
+    assert fault.own.function == "_", fault  # the body of _one_column_per_step's pl.when
+    assert "Traceback" not in capfd.readouterr().err
+    assert logger.level == logging.CRITICAL
+    logger.setLevel(level)
 
 
 def test_calls_after_a_fault_start_clean(unmended):
@@ -136,13 +159,13 @@ def test_a_kernel_that_faults_on_some_examples_fails_nothing_else(unmended, monk
     must pass. A case whose only finding is the fault is searched once: its example is shown
     as drawn, not searched for again to shrink."""
     searches: Counter[str] = Counter()
-    build = PropertyCase.build
+    settle = runner._Search.settle
 
-    def counted(case, *args, **kwargs):
-        searches[case.id] += 1
-        return build(case, *args, **kwargs)
+    def counted(searching, *args, **kwargs):  # a pass of the searches for some cases
+        searches.update(searching.unit.cases[i].id for i in searching.targets)
+        return settle(searching, *args, **kwargs)
 
-    monkeypatch.setattr(PropertyCase, "build", counted)
+    monkeypatch.setattr(runner._Search, "settle", counted)
     outcomes = [
         run(KERNEL, case, RunConfig(settings=QUICK, buckets=AFFORDABLE_WHEN_INTERPRETED))
         for case in CASES

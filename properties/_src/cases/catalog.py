@@ -9,18 +9,22 @@ runner hands it, and can reproduce a failure from an example its test observed
   under ``jax.jit`` with a donated cache (drawn);
 * shapes changing between calls, the metamorphic relations and the serving loop
   (``SequenceCase``): each example is a sequence of calls, recorded as ``Step``s.
+
+The runner checks cases in units (``units``): a tier's property cases draw their examples
+together and judge the one call each example makes; any other case is a unit of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from oracle.contract import Tier
 from properties._src.calling.implementations import Implementation
 from properties._src.cases.metamorphic import METAMORPHIC
 from properties._src.cases.property_case import PropertyCase
-from properties._src.cases.run_config import PYTEST_RUN, RunConfig
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig, Search
 from properties._src.cases.serving_loop import SERVING_LOOP
 from properties._src.cases.shape_changes import SHAPE_CHANGES
 from properties._src.judging.checks import (
@@ -41,9 +45,11 @@ __all__ = [
     "Property",
     "PropertyCase",
     "RunConfig",
+    "Unit",
     "all_cases",
     "bits",
     "differing_rows",
+    "units",
 ]
 
 
@@ -89,3 +95,34 @@ MESH_CASES: tuple[Case, ...] = tuple(
 def all_cases(on_mesh: bool) -> tuple[Case, ...]:
     """The cases to check: ``CASES``, and on a mesh ``MESH_CASES`` too."""
     return CASES + MESH_CASES if on_mesh else CASES
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Cases checked on the same calls: a tier's property cases (each drawn update is called
+    once and every property judges the result), or any other case alone."""
+
+    cases: tuple[Case, ...]
+
+    def owner(self, prop: str | None) -> int:
+        """The index of the case a finding of property ``prop`` belongs to."""
+        return 0 if len(self.cases) == 1 else [c.name for c in self.cases].index(prop)
+
+    def searches(self, implementation: Implementation, config: RunConfig) -> tuple[Search, ...]:
+        """The unit's Hypothesis searches, in order (a property case's examples and seed
+        are its first case's: checked alone, that case draws the same)."""
+        first = self.cases[0]
+        if isinstance(first, PropertyCase):
+            props = tuple(case.prop for case in self.cases if isinstance(case, PropertyCase))
+            return first.searches(implementation, config, props if len(props) > 1 else ())
+        return (Search(first.build(implementation, config)),)
+
+
+def units(cases: Sequence[Case] = CASES) -> tuple[Unit, ...]:
+    """``cases`` in units, in the order of each unit's first case: the property cases of a
+    tier form one; every other case is one alone."""
+    grouped: dict[Any, list[Case]] = {}
+    for case in cases:
+        key = case.tier if isinstance(case, PropertyCase) else case.id
+        grouped.setdefault(key, []).append(case)
+    return tuple(Unit(tuple(group)) for group in grouped.values())

@@ -13,18 +13,18 @@ failure is shrunk within its shape, the first in pool order that fails.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hypothesis import Phase, example, given, settings
-from hypothesis import seed as hypothesis_seed
 
 from oracle.contract import Tier, Update
 from properties._src.calling import placement
 from properties._src.calling.implementations import CALL_MODES, Implementation
 from properties._src.cases.regressions import REGRESSIONS
-from properties._src.cases.run_config import PYTEST_RUN, RunConfig
+from properties._src.cases.run_config import PYTEST_RUN, RunConfig, Search
 from properties._src.domain.buckets import Bucket
 from properties._src.domain.constraints import admitted
 from properties._src.drawing.shapes import Shapes, affordable, for_tier, shape_space
@@ -61,7 +61,30 @@ class PropertyCase:
     def build(
         self, implementation: Implementation, config: RunConfig = PYTEST_RUN
     ) -> Callable[[], None]:
-        """A zero-argument Hypothesis test checking this case for ``implementation``.
+        """A zero-argument Hypothesis test checking this case for ``implementation``: its
+        ``searches`` in order, the first failure ending it."""
+        searches = self.searches(implementation, config)
+        if len(searches) == 1 and searches[0].wanted is None:
+            return searches[0].test  # shapes drawn freely: the one search is the test
+
+        def every_shape() -> None:
+            seed = getattr(every_shape, "_hypothesis_internal_use_seed", None)  # hypothesis.seed
+            for search in searches:
+                search.run(seed)
+
+        every_shape.__name__ = every_shape.__qualname__ = self.id.replace("-", "_")
+        return every_shape
+
+    def searches(
+        self,
+        implementation: Implementation,
+        config: RunConfig = PYTEST_RUN,
+        judged_by: tuple[Property, ...] = (),
+    ) -> tuple[Search, ...]:
+        """This case's Hypothesis searches, in order: one per shape of a pool (each with its
+        share of the budget), or one over shapes drawn freely. Each drawn update is called
+        once and the result judged by ``judged_by`` (default: this case's property); the
+        runner has a tier's properties judge the same calls (``catalog.units``).
 
         ``config.observe`` sees every step (update and mode) before it is run; a regression
         example is skipped without ``config.explicit_examples``, and where its shape breaks one
@@ -70,38 +93,36 @@ class PropertyCase:
         """
         judged = config.judge_for(implementation)
         observe = config.observe
+        props = judged_by or self.prop
 
         def test(update: Update, mode: str) -> None:
             step = Step(update, mode)
             if observe is not None:
                 observe(step)
-            judged(step, self.prop, ())
+            judged(step, props, ())
 
         shapes = for_tier(shape_space() if config.buckets is None else config.buckets, self.tier)
         if not isinstance(shapes, tuple):  # shapes drawn freely: one search over them all
-            return self._search(test, shapes, config)
+            return (Search(self._search(test, shapes, config)),)
         base = config.settings_or_profile()
         share = settings(base, max_examples=examples_per_shape(base.max_examples, len(shapes)))
-        searches = [
-            self._search(
-                test,
-                (shape,),
-                replace(
-                    config, settings=share, explicit_examples=config.explicit_examples and i == 0
+        return tuple(
+            Search(
+                self._search(
+                    test,
+                    (shape,),
+                    replace(
+                        config,
+                        settings=share,
+                        explicit_examples=config.explicit_examples and i == 0,
+                    ),
+                    i,
                 ),
-                i,
+                # known only when its turn comes: see ``affordable``
+                functools.partial(affordable, implementation, shape.num_slices),
             )
             for i, shape in enumerate(shapes)
-        ]
-
-        def every_shape() -> None:
-            seed = getattr(every_shape, "_hypothesis_internal_use_seed", None)  # hypothesis.seed
-            for shape, search in zip(shapes, searches, strict=True):
-                if affordable(implementation, shape.num_slices):  # known by then: see there
-                    (search if seed is None else hypothesis_seed(seed)(search))()
-
-        every_shape.__name__ = every_shape.__qualname__ = self.id.replace("-", "_")
-        return every_shape
+        )
 
     def _search(
         self,

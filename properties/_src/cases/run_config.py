@@ -22,6 +22,11 @@ from properties._src.drawing.shapes import Shapes
 from properties._src.judging.judge import strict
 from properties._src.judging.steps import Judge
 
+# A shrink's seconds unless told (``--shrink-seconds``): enough to shrink the known-bad targets
+# to their smallest examples, little enough for a failing implementation's whole check to
+# take a minute or so (see docs/benchmarks.md).
+DEFAULT_SHRINK_SECONDS = 20.0
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -39,6 +44,10 @@ class RunConfig:
     * ``before_call``: sees every update just before the implementation runs on it.
     * ``observe``: sees each example (a ``Step``, or a sequence's list of them) before it runs.
     * ``judge``: runs and judges each step (``None``: ``judge.strict``, raising on any finding).
+    * ``check_seconds``: the runner's budget for the case's search (``None``: none); spent, the
+      case is ``incomplete``.
+    * ``shrink_seconds``: the runner's budget for a shrink (``None``: Hypothesis's 300 s);
+      spent, the smallest example so far is reported, marked ``shrink_stopped``.
     """
 
     settings: hypothesis.settings | None = None
@@ -51,6 +60,8 @@ class RunConfig:
     before_call: Callable[[Update], None] | None = None
     observe: Callable[[Any], None] | None = None
     judge: Judge | None = None
+    check_seconds: float | None = None
+    shrink_seconds: float | None = DEFAULT_SHRINK_SECONDS
 
     def judge_for(self, implementation: Implementation) -> Judge:
         """The judge of this run's steps: ``judge``, or one raising on any finding."""
@@ -59,6 +70,21 @@ class RunConfig:
     def settings_or_profile(self) -> hypothesis.settings:
         """``settings``, or the loaded profile's."""
         return self.settings or hypothesis.settings()
+
+
+@dataclass(frozen=True)
+class Search:
+    """One Hypothesis search of a case (``test``), run only if ``wanted()`` (``None``: always)
+    when its turn comes (a pool shape the implementation cannot afford is skipped; known only
+    by then)."""
+
+    test: Callable[[], None]
+    wanted: Callable[[], bool] | None = None
+
+    def run(self, seed: int | None = None) -> None:
+        """Run the search (with ``seed``, if given), if it is wanted."""
+        if self.wanted is None or self.wanted():
+            (self.test if seed is None else hypothesis.seed(seed)(self.test))()
 
 
 PYTEST_RUN = RunConfig()  # what a case's test does when pytest runs it as it is

@@ -6,7 +6,9 @@ their own traceback. ``attribute`` reads two frames from either: the innermost, 
 (often JAX's or NumPy's, on the implementation's behalf), and the innermost of the
 implementation's own code (outside JAX, NumPy, Python's library and the harness), which a
 maintainer can act on. A kernel's DMA reported by the interpreter has no frame of its own
-there: JAX runs it in a callback, long after the kernel was traced. A bare
+there (JAX runs it in a callback, long after the kernel was traced), so its own frame is read
+from JAX's record of where the kernel issued the operation (the cause ``call`` chains from the
+callback, ``callback_errors``). A bare
 ``AssertionError`` raised inside JAX (an internal ``assert``, such as the race detector's in
 ``jax/_src/pallas/mosaic/interpret/shared_memory.py`` when a zero-byte DMA is waited on before
 its semaphore was ever signalled) is an interpreter fault, not the implementation's: the
@@ -107,14 +109,23 @@ class Raise:
             return False
         if self.type == "AssertionError":
             return True
-        if not self.frame.in_interpreter:
-            return False
-        return not any(report in self.message for report in DELIBERATE_REPORTS)
+        return self.frame.in_interpreter and not self.kernel_report
+
+    @property
+    def kernel_report(self) -> bool:
+        """One of the TPU interpreter's deliberate reports of the kernel's own fault."""
+        return (
+            self.frame is not None
+            and self.frame.in_interpreter
+            and any(report in self.message for report in DELIBERATE_REPORTS)
+        )
 
     def __str__(self) -> str:
         what = f"{self.type}: {self.message}" if self.message else self.type
         if self.own is not None and self.own != self.frame:
             return f"{what} at {self.own} (raised in {self.frame})"
+        if self.kernel_report:  # JAX records no line of the kernel for some (a write's)
+            return f"{what}: a DMA of the kernel, reported by the TPU interpreter at {self.frame}"
         return f"{what} at {self.frame}" if self.frame else what
 
 
@@ -147,10 +158,17 @@ def attribute(error: BaseException) -> Raise:
     embedded = _embedded(str(innermost))
     if embedded is not None:
         return embedded
-    stack = [
-        Frame(f.filename, f.lineno or 0, f.name)
-        for f in traceback.extract_tb(innermost.__traceback__)
-    ]
+    stack = _frames(innermost)
+    own = own_frame(stack)
+    if own is None and isinstance(innermost.__cause__, JaxStackTraceBeforeTransformation):
+        own = own_frame(_frames(innermost.__cause__))  # where a kernel issued the operation
     message = str(innermost).strip().splitlines()
     frame = stack[-1] if stack else None
-    return Raise(type(innermost).__name__, message[0] if message else "", frame, own_frame(stack))
+    return Raise(type(innermost).__name__, message[0] if message else "", frame, own)
+
+
+def _frames(error: BaseException) -> list[Frame]:
+    """The frames of ``error``'s traceback, outermost first."""
+    return [
+        Frame(f.filename, f.lineno or 0, f.name) for f in traceback.extract_tb(error.__traceback__)
+    ]

@@ -7,10 +7,11 @@
 * none: the only differences are NaN payloads in a dtype whose NaN payloads the backend's own
   scatter does not keep (``comparison.by_value``): the platform's, not the implementation's.
 
-Every call a case makes is judged by ``judged_call``, the one entry, in the calling mode its
-step says: through the runner's judge, which keeps soft findings, or through ``strict``, the
-judge of a case's test under pytest, which raises on any; ``replay`` judges a sequence's steps
-in order and stops at the first finding.
+Every call a case makes is judged by ``judged_once``, the one entry (one call, judged by each
+property given; ``judged_call`` for one), in the calling mode its step says: through the
+runner's judge, which keeps soft findings, or through ``strict``, the judge of a case's test
+under pytest, which raises on any; ``replay`` judges a sequence's steps in order and stops at
+the first finding.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from properties._src.judging.attribution import attribute
 from properties._src.judging.checks import MATCHES_ORACLE, Property
 from properties._src.judging.comparison import VALUE_EQUAL, by_value
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, explain, single
-from properties._src.judging.steps import Failure, Judge, Step, describe_error, watched_call
+from properties._src.judging.steps import (
+    Failure,
+    Judge,
+    Judged,
+    Step,
+    describe_error,
+    judged_by,
+    watched_call,
+)
 
 
 def _wrong(prop: Property, update: Update, actual: np.ndarray, compare: str) -> str | None:
@@ -59,6 +68,39 @@ def _failure(prop, step: Step, actual, why: str, diagnosis) -> Failure:
     return Failure(step.update, actual, f"{step}: {why}", diagnosis, mode=step.mode, prop=prop.name)
 
 
+def judged_once(
+    implementation: Implementation,
+    props: Sequence[Property | None],
+    step: Step,
+    compare: str = "bits",
+    mesh: Mesh | None = None,
+) -> tuple[np.ndarray | None, tuple[Failure | None, ...]]:
+    """Run ``step`` once (on ``mesh``, if given, in the step's calling mode) and judge the one
+    result by each of ``props``: the result to go on with (``None`` if every try raised) and,
+    for each property in order, its ``Failure`` or ``None``. A raise is every property's
+    finding; a ``None`` property judges only a raise (a metamorphic relation compares the
+    results itself). One call serves every property: a property case's tier judges its three
+    properties on it."""
+    try:
+        actual = watched_call(implementation, step, mesh)
+    except Exception as error:
+        raised = attribute(error)
+        if raised.interpreter_fault:
+            return _interpreter_fault(implementation, props, step, compare, str(raised), mesh)
+        failure = _failure(
+            MATCHES_ORACLE,
+            step,
+            None,
+            f"the implementation raised {describe_error(error)}",
+            single("raised", f"The implementation raised {raised}."),
+        )
+        failure = dataclasses.replace(failure, raised=error)
+        return None, tuple(_as_property(failure, prop) for prop in props)
+    return actual, tuple(
+        None if prop is None else _result_failure(prop, step, actual, compare) for prop in props
+    )
+
+
 def judged_call(
     implementation: Implementation,
     prop: Property | None,
@@ -66,27 +108,15 @@ def judged_call(
     compare: str = "bits",
     mesh: Mesh | None = None,
 ) -> tuple[np.ndarray | None, Failure | None]:
-    """Run ``step`` (on ``mesh``, if given, in the step's calling mode): the result to go on
-    with (``None`` if every try raised) and the ``Failure`` if ``prop`` rejects the result or
-    the call raised. With ``prop`` None only a raise is a finding (a metamorphic relation
-    compares the results itself)."""
-    try:
-        actual = watched_call(implementation, step, mesh)
-    except Exception as error:
-        raised = attribute(error)
-        if not raised.interpreter_fault:
-            failure = _failure(
-                prop or MATCHES_ORACLE,
-                step,
-                None,
-                f"the implementation raised {describe_error(error)}",
-                single("raised", f"The implementation raised {raised}."),
-            )
-            return None, dataclasses.replace(failure, raised=error)
-        return _interpreter_fault(
-            implementation, prop or MATCHES_ORACLE, step, compare, str(raised), mesh
-        )
-    return actual, None if prop is None else _result_failure(prop, step, actual, compare)
+    """``judged_once`` for one property: the result to go on with and the ``Failure`` if
+    ``prop`` rejects the result or the call raised."""
+    actual, (failure,) = judged_once(implementation, (prop,), step, compare, mesh)
+    return actual, failure
+
+
+def _as_property(failure: Failure, prop: Property | None) -> Failure:
+    """``failure`` as ``prop``'s (a raise or a fault is found by whichever property judges)."""
+    return dataclasses.replace(failure, prop=(prop or MATCHES_ORACLE).name)
 
 
 def strict(
@@ -95,11 +125,12 @@ def strict(
     """The judge that raises on any finding (``judged_call``), soft ones included, with the
     implementation's own error as the cause when it raised: a case's test under pytest."""
 
-    def judge(step: Step, prop: Property | None, before: Sequence[Step] = ()) -> np.ndarray:
+    def judge(step: Step, prop: Judged, before: Sequence[Step] = ()) -> np.ndarray:
         del before  # a failure's message names the step itself
-        actual, failure = judged_call(implementation, prop, step, compare, mesh)
-        if failure is not None:
-            raise AssertionError(failure.message) from failure.raised
+        actual, failures = judged_once(implementation, judged_by(prop), step, compare, mesh)
+        for failure in failures:
+            if failure is not None:
+                raise AssertionError(failure.message) from failure.raised
         assert actual is not None  # a call without a finding has a result
         return actual
 
@@ -107,9 +138,10 @@ def strict(
 
 
 def _interpreter_fault(
-    implementation, prop, step: Step, compare, raised: str, mesh
-) -> tuple[np.ndarray | None, Failure]:
-    """JAX's interpreter faulted: the verdict is what the same call gives without races."""
+    implementation, props: Sequence[Property | None], step: Step, compare, raised: str, mesh
+) -> tuple[np.ndarray | None, tuple[Failure, ...]]:
+    """JAX's interpreter faulted: each property's verdict is what the same call gives without
+    races (one re-run for them all)."""
     fault = f"JAX's TPU interpreter itself raised {raised} (its own code, not the implementation's)"
     headline = "JAX's TPU interpreter faulted (not the implementation)"
     try:
@@ -117,14 +149,21 @@ def _interpreter_fault(
     except Exception as error:
         again = attribute(error)
         sentence = f"{fault}; with race detection off it raises {again} as well."
-        return None, _failure(prop, step, None, headline, single(INTERPRETER_FAULT, sentence))
-    wrong = _result_failure(prop, step, actual, compare)
-    if wrong is None:
-        sentence = f"{fault}; with race detection off the result matches the oracle."
-        return actual, _failure(prop, step, None, headline, single(INTERPRETER_FAULT, sentence))
-    note = single(INTERPRETER_FAULT, f"{fault}; with race detection off the result differs.")
-    # The wrong result was seen with race detection off: its snippet runs that way too.
-    return actual, dataclasses.replace(wrong, diagnosis=note + wrong.diagnosis, detect_races=False)
+        faulted = single(INTERPRETER_FAULT, sentence)
+        return None, tuple(
+            _failure(p or MATCHES_ORACLE, step, None, headline, faulted) for p in props
+        )
+
+    def verdict(prop: Property) -> Failure:
+        wrong = _result_failure(prop, step, actual, compare)
+        if wrong is None:
+            sentence = f"{fault}; with race detection off the result matches the oracle."
+            return _failure(prop, step, None, headline, single(INTERPRETER_FAULT, sentence))
+        note = single(INTERPRETER_FAULT, f"{fault}; with race detection off the result differs.")
+        # The wrong result was seen with race detection off: its snippet runs that way too.
+        return dataclasses.replace(wrong, diagnosis=note + wrong.diagnosis, detect_races=False)
+
+    return actual, tuple(verdict(p or MATCHES_ORACLE) for p in props)
 
 
 def replay(

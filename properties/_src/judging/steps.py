@@ -82,11 +82,22 @@ class Failure:
         return bool(self.diagnosis.codes) and set(self.diagnosis.codes) <= set(SOFT_CODES)
 
 
-Judge = Callable[[Step, Property | None, Sequence[Step]], np.ndarray]
+Judged = Property | tuple[Property, ...] | None
+"""What one call is judged by: a property, several (a tier's property cases share each call:
+``catalog.units``), or ``None`` (only a raise is a finding)."""
+
+
+def judged_by(prop: Judged) -> tuple[Property | None, ...]:
+    """``prop`` as a tuple of the properties judging one call."""
+    return prop if isinstance(prop, tuple) else (prop,)
+
+
+Judge = Callable[[Step, Judged, Sequence[Step]], np.ndarray]
 """How a case has one step run and judged: ``judge(step, prop, before)`` returns the result
-to go on with and raises on a finding. ``prop`` None judges only a raise; ``before`` are the
-sequence's earlier steps. Both judges call ``judge.judged_call``: the runner's keeps soft
-findings and raises hard ones; ``judge.strict`` (under pytest) raises on any."""
+to go on with and raises on a finding. ``prop`` is what judges the call (``Judged``);
+``before`` are the sequence's earlier steps. Both judges call ``judge.judged_once``: the
+runner's keeps soft findings and raises hard ones; ``judge.strict`` (under pytest) raises on
+any."""
 
 
 def describe_error(error: BaseException) -> str:

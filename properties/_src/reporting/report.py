@@ -4,6 +4,7 @@ that differ, and a Python snippet that reproduces it."""
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -180,10 +181,12 @@ def render(
     diagnosis: Diagnosis | None = None,
     replay: str | None = None,
     compare: str = "bits",
+    notes: Sequence[str] = (),
 ) -> str:
     """The whole counterexample as text: what is wrong (the diagnosis, for a person), the
     layout, the pages, the elements that differ, how to replay the run and the example (with
-    the sequence's steps before it, called as they were)."""
+    the sequence's steps before it, called as they were). ``notes`` follow the diagnosis (a
+    budget that ran out)."""
     update, actual = failure.update, failure.actual
     expected = reference_update(*update.arrays(), page_size=update.page_size)
     differs = np.zeros(len(expected), dtype=bool)
@@ -193,6 +196,7 @@ def render(
     lines = [failure.message]
     if diagnosis.codes:
         lines.append(f"diagnosis ({', '.join(diagnosis.codes)}): {diagnosis}")
+    lines += notes
     if failure.example:
         lines.append(
             f"explicit example: {failure.example!r} (properties/_src/cases/regressions.py)"

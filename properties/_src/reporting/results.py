@@ -11,17 +11,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# A case's verdict. ``check`` gives the first three; ``kvcache-check``, which runs each
-# implementation in a child process it watches, adds "crashed" (the process died) and
-# "timed-out" (one example ran past ``--timeout``).
-STATUSES = ("passed", "failed", "error", "crashed", "timed-out")
+# A case's verdict. ``check`` gives "passed", "failed", "error" and "incomplete" (its search
+# spent ``check_seconds``); ``kvcache-check``, which runs each implementation in a child
+# process it watches, adds "crashed" (the process died) and "timed-out" (one example ran past
+# ``--timeout``).
+STATUSES = ("passed", "failed", "error", "incomplete", "crashed", "timed-out")
 
 
 @dataclass(frozen=True)
 class CaseResult:
     """The verdict of one property on one tier; ``counterexample`` is the rendered failure
-    (or the error) for any status but ``passed``; ``diagnosis`` names what kind of failure it
-    is (``diagnosis.CODES``; empty when passed)."""
+    (or the error, or for ``incomplete`` what the search tried) for any status but ``passed``;
+    ``diagnosis`` names what kind of failure it is (``diagnosis.CODES``; empty when passed);
+    ``shrink_stopped`` says the counterexample's shrink stopped at its budget
+    (``shrink_seconds``), so it is the smallest found by then."""
 
     property: str
     tier: str
@@ -30,6 +33,7 @@ class CaseResult:
     seconds: float
     counterexample: str | None
     diagnosis: tuple[str, ...] = ()
+    shrink_stopped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Its fields in order, the diagnosis as a list: one result of the JSON report."""
@@ -41,7 +45,8 @@ class CaseResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseResult:
-        """The result ``to_dict`` gave (``diagnosis`` may be left out: none)."""
+        """The result ``to_dict`` gave (``diagnosis`` and ``shrink_stopped`` may be left out:
+        none, false)."""
         return cls(**{**data, "diagnosis": tuple(data.get("diagnosis", ()))})
 
     def heading(self, name: str) -> str:

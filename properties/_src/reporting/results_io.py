@@ -16,8 +16,17 @@ from pathlib import Path
 
 from properties._src.reporting.results import CaseResult, CheckResult
 
-# JUnit has two kinds of not passing: a failed assertion, and anything else.
-JUNIT_FAILURES = {"failed": "failure", "error": "error", "crashed": "error", "timed-out": "error"}
+# JUnit has two kinds of not passing: a failed assertion, and anything else. An incomplete
+# check is a failure (of type "incomplete"), not "skipped": tools count skipped tests as
+# green, and a check that ran out of time has not shown the implementation correct; the exit
+# status says so too.
+JUNIT_FAILURES = {
+    "failed": "failure",
+    "incomplete": "failure",
+    "error": "error",
+    "crashed": "error",
+    "timed-out": "error",
+}
 
 # Characters XML 1.0 cannot hold, even escaped (an implementation's error message may have them).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -58,8 +67,8 @@ def _totals(element: ET.Element, results: Sequence[CaseResult]) -> None:
 
 def junit_xml_text(implementations: list[CheckResult]) -> str:
     """The ``--junit-xml`` report: a test suite per implementation, a test case per property
-    and tier; ``failed`` is a failure, ``error``, ``crashed`` and ``timed-out`` are errors, each
-    with the counterexample as its text."""
+    and tier; ``failed`` and ``incomplete`` are failures, ``error``, ``crashed`` and ``timed-out``
+    are errors, each of its status's type, with the counterexample as its text."""
     root = ET.Element("testsuites", name="kvcache-check")
     _totals(root, [r for i in implementations for r in i.results])
     for implementation in implementations:
@@ -92,16 +101,25 @@ Format = Callable[[list[CheckResult]], str]
 
 
 class Results:
-    """Every result so far, per implementation in the order named, each output file rewritten
-    as one arrives."""
+    """Every result so far, per implementation in the order named and within one in ``order``
+    (``(property, tier)`` pairs; results arrive from parallel lanes in any order), each output
+    file rewritten as one arrives."""
 
-    def __init__(self, names: Iterable[str], outputs: Iterable[tuple[Path, Format]] = ()):
+    def __init__(
+        self,
+        names: Iterable[str],
+        outputs: Iterable[tuple[Path, Format]] = (),
+        order: Sequence[tuple[str, str]] = (),
+    ):
         self._results: dict[str, list[CaseResult]] = {name: [] for name in names}
         self._outputs = list(outputs)
+        self._rank = {key: index for index, key in enumerate(order)}
         self._write()
 
     def add(self, name: str, result: CaseResult) -> None:
-        self._results[name].append(result)
+        results = self._results[name]
+        results.append(result)
+        results.sort(key=lambda r: self._rank.get((r.property, r.tier), len(self._rank)))
         self._write()
 
     def implementations(self) -> list[CheckResult]:

@@ -10,15 +10,15 @@ from hypothesis import settings
 from oracle.contract import Tier, Update
 from properties._src.calling.implementations import Implementation, as_implementation
 from properties._src.calling.placement import MeshShape, as_mesh_shape
-from properties._src.cases.catalog import CASES, Case, all_cases
-from properties._src.cases.run_config import RunConfig
+from properties._src.cases.catalog import CASES, Case, all_cases, units
+from properties._src.cases.run_config import DEFAULT_SHRINK_SECONDS, RunConfig
 from properties._src.domain.constraints import Constraint, in_force
 from properties._src.drawing.shapes import FREE_PROFILES, shape_space
 from properties._src.judging.comparison import require_comparison
 from properties._src.reporting.report import render
 from properties._src.reporting.results import STATUSES, CaseResult, CheckResult
-from properties._src.running import profiles
-from properties._src.running.runner import run
+from properties._src.running import budgets, profiles
+from properties._src.running.runner import run_together
 
 __all__ = [
     "STATUSES",
@@ -78,6 +78,8 @@ def check(
     before_call: Callable[[Update], None] | None = None,
     mesh: MeshShape | str | None = None,
     seed: int | None = None,
+    check_seconds: float | None = None,
+    shrink_seconds: float | None = DEFAULT_SHRINK_SECONDS,
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
@@ -93,9 +95,14 @@ def check(
     sizes and draws only shapes that split evenly over it; by default it adds ``MESH_CASES``
     (``sharding-preserved``) to the cases. ``compare`` is ``"bits"`` (every bit, the default) or
     ``"values"`` (any NaN equals any NaN, +0.0 equals -0.0). ``seed`` fixes a non-derandomised
-    profile's examples (a failure names its seed).
+    profile's examples (a failure names its seed). ``check_seconds`` is each case's budget:
+    a case whose search spends it stops there, ``incomplete`` (``None``: no budget);
+    ``shrink_seconds`` is a shrink's: spent, the smallest example so far is reported,
+    ``shrink_stopped`` (``None``: Hypothesis's own 300 s).
     """
     require_comparison(compare)
+    budgets.require_seconds("check_seconds", check_seconds)
+    budgets.require_seconds("shrink_seconds", shrink_seconds)
     mesh_shape = as_mesh_shape(mesh)
     constraints = all_constraints(constraints, mesh_shape)
     chosen = as_implementation(implementation)
@@ -108,11 +115,19 @@ def check(
         settings=_settings(profile, max_examples),
         seed=seed,
         before_call=before_call,
+        check_seconds=check_seconds,
+        shrink_seconds=shrink_seconds,
     )
     mesh_text = str(mesh_shape) if mesh_shape else None
+    chosen_cases = cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases)
+    outcomes = {
+        outcome.case.id: outcome
+        for unit in units(chosen_cases)
+        for outcome in run_together(chosen, unit, config)
+    }
     results = []
-    for case in cases_on(tier, all_cases(mesh_shape is not None) if cases is None else cases):
-        outcome = run(chosen, case, config)
+    for case in chosen_cases:  # in the order asked for, whatever the units'
+        outcome = outcomes[case.id]
         text = (
             render(
                 chosen.name,
@@ -121,6 +136,7 @@ def check(
                 replay=outcome.replay,
                 compare=compare,
                 mesh=mesh_text,
+                notes=outcome.notes,
             )
             if outcome.failure
             else outcome.error and f"{outcome.error}\nreplay: {outcome.replay}"
@@ -134,6 +150,7 @@ def check(
                 seconds=round(outcome.seconds, 3),
                 counterexample=text,
                 diagnosis=outcome.diagnosis.codes,
+                shrink_stopped=outcome.shrink_stopped,
             )
         )
     return CheckResult(chosen.name, tuple(results))
@@ -149,6 +166,8 @@ def assert_conforms(
     constraints: Iterable[str | Constraint] = (),
     mesh: MeshShape | str | None = None,
     seed: int | None = None,
+    check_seconds: float | None = None,
+    shrink_seconds: float | None = DEFAULT_SHRINK_SECONDS,
 ) -> None:
     """``check``, raising ``AssertionError`` with every counterexample unless all passed."""
     result = check(
@@ -160,6 +179,8 @@ def assert_conforms(
         constraints=constraints,
         mesh=mesh,
         seed=seed,
+        check_seconds=check_seconds,
+        shrink_seconds=shrink_seconds,
     )
     if not result.passed:
         raise AssertionError(

@@ -1,13 +1,18 @@
 """Check implementations in child processes the parent watches, so the harness survives what
-it checks.
+it checks, with the work spread over lanes.
 
-Each implementation's cases run in a child process (spawned: JAX is not fork-safe) that
-streams events over a pipe: a case started, an update about to be run, a case finished with
-its result. So the parent always knows the update in flight. A child that dies (a segfault in
-a native kernel, an ``os._exit``) gives status ``crashed`` for the case it was in; one whose
-current example runs past the timeout is killed and gives ``timed-out``; either way the
-update it was running is the counterexample, and the implementation's remaining cases go on
-in a fresh child. Other implementations, in children of their own, are unaffected.
+The work is a unit of cases (``catalog.units``: a tier's property cases together, every other
+case alone) of one implementation. Up to ``jobs`` lanes run at once, each a child process
+(spawned: JAX is not fork-safe) that loads one implementation and checks the units the parent
+hands it, one at a time, streaming events over a pipe: a unit started, an update about to be
+run, a unit finished with its results. So one implementation's units use every lane, and the
+parent always knows the update in flight. A lane takes the first implementation (in the order
+named) with units left, and stays on it while it has some.
+
+A child that dies (a segfault in a native kernel, an ``os._exit``) gives status ``crashed`` to
+the cases of the unit it was in; one whose current example runs past the timeout is killed and
+gives ``timed-out``; either way the update it was running is the counterexample, and the
+remaining units go on in a fresh child. Other lanes are unaffected.
 
 On a crash or a timeout the counterexample also shows where the child was (its Python stack,
 written by ``faulthandler`` as it died, or on request just before a hung child is killed).
@@ -17,8 +22,8 @@ The timeout applies while an update is in flight: the implementation's own code 
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
-import logging
 import multiprocessing
 import os
 import signal
@@ -35,7 +40,7 @@ from oracle.contract import Update
 from properties._src.calling import compilation_cache
 from properties._src.calling.implementations import load
 from properties._src.calling.placement import MeshShape, ensure_cpu_devices
-from properties._src.cases.catalog import CASES, MESH_CASES, Case
+from properties._src.cases.catalog import CASES, MESH_CASES, Case, Unit, units
 from properties._src.judging.checks import MATCHES_ORACLE
 from properties._src.judging.steps import Failure
 from properties._src.reporting.report import render
@@ -49,7 +54,8 @@ HARNESS = str(Path(__file__).parent)  # frames from here on down a stack are the
 STACK_WAIT = 2.0  # seconds a hung child gets to write its stack before it is killed
 EXIT_WAIT = 10.0  # seconds a child that finished gets to exit before it is killed
 
-# What a child sends: (STARTED, case id), (CALLING, update), (FINISHED, CaseResult.to_dict()).
+# What a child sends: (STARTED, unit index), (CALLING, update), (FINISHED, [CaseResult.to_dict()
+# for each case of the unit]). What the parent sends: the index of the next unit, or None: exit.
 STARTED, CALLING, FINISHED = "started", "calling", "finished"
 
 
@@ -64,65 +70,74 @@ class Listener(Protocol):
 
 
 def _child(
-    connection: Connection, spec: str, case_ids: list[str], options: dict, stack_file: str
+    connection: Connection, spec: str, units: list[list[str]], options: dict, stack_file: str
 ) -> None:
-    """A child's work: check ``spec`` on each case in turn, reporting as it goes."""
+    """A lane's work: load ``spec``, then check each unit (its case ids) the parent names,
+    reporting as it goes, until the parent says no more."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it ends the children
     with open(stack_file, "w") as stack:  # open until the child ends, for faulthandler
         faulthandler.enable(stack)
         faulthandler.register(signal.SIGUSR1, stack)
-        # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
-        logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
         compilation_cache.enable()  # JAX's settings are per process
         if options.get("mesh"):  # before the implementation's import can start JAX
             ensure_cpu_devices(MeshShape.parse(options["mesh"]).devices)
         implementation = load(spec)
         by_id = {case.id: case for case in CASES + MESH_CASES}
-        for case_id in case_ids:
-            connection.send((STARTED, case_id))
-            [result] = check(
+        while (index := connection.recv()) is not None:
+            connection.send((STARTED, index))
+            results = check(
                 implementation,
-                cases=(by_id[case_id],),
+                cases=tuple(by_id[case_id] for case_id in units[index]),
                 before_call=lambda update: connection.send((CALLING, update)),
                 **options,
             ).results
-            connection.send((FINISHED, result.to_dict()))
+            connection.send((FINISHED, [result.to_dict() for result in results]))
     connection.close()
 
 
-class _Checking:
-    """One implementation's cases, checked in one child after another."""
+class _Lane:
+    """A child checking one implementation's units, one at a time."""
 
-    process: BaseProcess  # these three belong to the current child, set by ``start``
+    process: BaseProcess
     connection: Connection
     stack_file: Path
-    mesh: str | None
 
-    def __init__(self, spec: str, cases: Iterable[Case]):
-        self.spec = spec
-        self.remaining = deque(cases)
-        self.case_started: float | None = None  # the case in flight is remaining[0] once started
+    def __init__(self, spec: str, units: Sequence[Unit]):
+        self.spec, self.units = spec, units
+        self.unit: int | None = None  # the unit handed to the child, until its results come
+        self.case_started: float | None = None  # when the child started on it
         self.update: Update | None = None
         self.update_started = 0.0
         self.examples = 0
 
     def start(self, context, options: dict, directory: Path) -> None:
-        """A fresh child for the remaining cases."""
+        """A fresh child for this lane's implementation."""
         descriptor, name = tempfile.mkstemp(suffix=".stack", dir=directory)
         os.close(descriptor)
         self.stack_file = Path(name)
         self.mesh = options.get("mesh")  # for the snippet of a crash's counterexample
-        receiver, sender = context.Pipe(duplex=False)
+        ours, theirs = context.Pipe()
+        case_ids = [[case.id for case in unit.cases] for unit in self.units]
         self.process = context.Process(
             target=_child,
-            args=(sender, self.spec, [c.id for c in self.remaining], options, str(self.stack_file)),
+            args=(theirs, self.spec, case_ids, options, str(self.stack_file)),
             name=f"kvcache-check {self.spec}",
             daemon=True,
         )
         self.process.start()
-        sender.close()  # the child holds the only writer: its death is our end of file
-        self.connection = receiver
-        self.case_started, self.update, self.examples = None, None, 0
+        theirs.close()  # the child holds the only other end: its death is our end of file
+        self.connection = ours
+
+    def hand(self, index: int) -> None:
+        """Have the child check unit ``index`` next."""
+        self.unit, self.case_started, self.update, self.examples = index, None, None, 0
+        self.connection.send(index)
+
+    @property
+    def cases(self) -> tuple[Case, ...]:
+        """The cases of the unit in flight."""
+        assert self.unit is not None
+        return self.units[self.unit].cases
 
     def deadline(self, timeout: float) -> float | None:
         """When the example in flight times out (``None``: no example in flight)."""
@@ -132,6 +147,12 @@ class _Checking:
         """End the child now."""
         if self.process.is_alive():
             self.process.kill()
+        self.reap()
+
+    def stop(self) -> None:
+        """Tell the child there is no more, and wait for it to exit."""
+        with contextlib.suppress(OSError):  # it has gone already
+            self.connection.send(None)
         self.reap()
 
     def reap(self) -> None:
@@ -165,29 +186,31 @@ class _Checking:
             kept.append(line)
         return "\n".join(kept)
 
-    def ended_result(self, status: str, message: str) -> CaseResult:
-        """The result of the case in flight (or next) when its child ended abnormally."""
-        case = self.remaining.popleft()
+    def ended_results(self, status: str, message: str) -> list[CaseResult]:
+        """The results of the unit in flight when its child ended abnormally: each case's."""
         where = self.stack()
         if where:
             message += f"\nwhere (innermost first):\n{where}"
-        if self.update is not None:
-            prop = getattr(case, "prop", MATCHES_ORACLE)  # a sequence case checks the oracle
-            failure = Failure(self.update, None, message, prop=prop.name)
-            text = render(self.spec, failure, mesh=self.mesh)
-        else:
-            text = message
         seconds = 0.0 if self.case_started is None else time.monotonic() - self.case_started
-        result = CaseResult(
-            property=case.name,
-            tier=case.tier.name.lower(),
-            status=status,
-            examples=self.examples,
-            seconds=round(seconds, 3),
-            counterexample=text,
-        )
-        self.case_started, self.update, self.examples = None, None, 0
-        return result
+        results = []
+        for case in self.cases:
+            text = message
+            if self.update is not None:
+                prop = getattr(case, "prop", MATCHES_ORACLE)  # a sequence case checks the oracle
+                failure = Failure(self.update, None, message, prop=prop.name)
+                text = render(self.spec, failure, mesh=self.mesh)
+            results.append(
+                CaseResult(
+                    property=case.name,
+                    tier=case.tier.name.lower(),
+                    status=status,
+                    examples=self.examples,
+                    seconds=round(seconds, 3),
+                    counterexample=text,
+                )
+            )
+        self.unit = None
+        return results
 
 
 def _death(exitcode: int | None, in_flight: bool) -> str:
@@ -207,76 +230,95 @@ def _death(exitcode: int | None, in_flight: bool) -> str:
 
 
 class _Supervisor:
-    def __init__(self, options: dict, timeout: float, listener: Listener, directory: Path):
+    def __init__(
+        self,
+        units: Sequence[Unit],
+        options: dict,
+        timeout: float,
+        listener: Listener,
+        directory: Path,
+    ):
         self.context = multiprocessing.get_context("spawn")
-        self.options, self.timeout, self.listener = options, timeout, listener
-        self.directory = directory
+        self.units, self.options, self.timeout = units, options, timeout
+        self.listener, self.directory = listener, directory
 
-    def receive(self, checking: _Checking) -> bool:
+    def receive(self, lane: _Lane) -> bool:
         """Handle every event the child has sent; False once its pipe is closed."""
-        while checking.connection.poll():
+        while lane.connection.poll():
             try:
-                kind, payload = checking.connection.recv()
+                kind, payload = lane.connection.recv()
             except (EOFError, OSError):
                 return False
             now = time.monotonic()
             if kind == STARTED:
-                checking.case_started, checking.update, checking.examples = now, None, 0
-                self.listener.case_started(checking.spec, checking.remaining[0])
+                lane.case_started, lane.update, lane.examples = now, None, 0
+                for case in lane.cases:
+                    self.listener.case_started(lane.spec, case)
             elif kind == CALLING:
-                checking.update, checking.update_started = payload, now
-                checking.examples += 1
-                self.listener.example_started(
-                    checking.spec, checking.remaining[0], checking.examples
-                )
+                lane.update, lane.update_started = payload, now
+                lane.examples += 1
+                self.listener.example_started(lane.spec, lane.cases[0], lane.examples)
             else:
-                checking.remaining.popleft()
-                checking.case_started, checking.update, checking.examples = None, None, 0
-                self.listener.case_finished(checking.spec, CaseResult.from_dict(payload))
+                lane.unit, lane.update = None, None
+                for result in payload:
+                    self.listener.case_finished(lane.spec, CaseResult.from_dict(result))
         return True
 
-    def ended(self, checking: _Checking) -> None:
-        """The child's pipe closed: it finished, or it died in a case."""
-        checking.reap()
-        if checking.remaining:
-            message = _death(checking.process.exitcode, checking.update is not None)
-            self.listener.case_finished(checking.spec, checking.ended_result("crashed", message))
+    def ended(self, lane: _Lane) -> None:
+        """The child's pipe closed: it died (in a unit, or between units)."""
+        lane.reap()
+        if lane.unit is not None:
+            message = _death(lane.process.exitcode, lane.update is not None)
+            self.finished(lane, lane.ended_results("crashed", message))
 
-    def time_out(self, checking: _Checking) -> None:
+    def time_out(self, lane: _Lane) -> None:
         """Kill the child whose example ran past the timeout, after asking for its stack."""
-        checking.ask_for_stack()
-        checking.kill()
+        lane.ask_for_stack()
+        lane.kill()
         message = (
             f"an example ran past the {self.timeout:g} s timeout (--timeout); the child process "
             "checking it was killed while running the update below"
         )
-        self.listener.case_finished(checking.spec, checking.ended_result("timed-out", message))
+        self.finished(lane, lane.ended_results("timed-out", message))
 
-    def run(self, pending: deque[_Checking], jobs: int) -> None:
-        active: list[_Checking] = []
+    def finished(self, lane: _Lane, results: list[CaseResult]) -> None:
+        for result in results:
+            self.listener.case_finished(lane.spec, result)
+
+    def run(self, pending: dict[str, deque[int]], jobs: int) -> None:
+        """Check every pending unit (by implementation, in order) on at most ``jobs`` lanes."""
+        active: list[_Lane] = []
+
+        def next_unit(lane: _Lane) -> bool:
+            """Hand the lane its implementation's next unit; False if it has none left."""
+            if not pending[lane.spec]:
+                return False
+            lane.hand(pending[lane.spec].popleft())
+            return True
+
         try:
-            while pending or active:
-                while pending and len(active) < jobs:
-                    checking = pending.popleft()
-                    checking.start(self.context, self.options, self.directory)
-                    active.append(checking)
-                deadlines = [d for c in active if (d := c.deadline(self.timeout)) is not None]
+            while active or any(pending.values()):
+                while len(active) < jobs and (spec := next(filter(pending.get, pending), None)):
+                    lane = _Lane(spec, self.units)
+                    lane.start(self.context, self.options, self.directory)
+                    next_unit(lane)
+                    active.append(lane)
+                deadlines = [d for lane in active if (d := lane.deadline(self.timeout)) is not None]
                 wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-                wait([c.connection for c in active], timeout=wait_for)
-                for checking in list(active):
-                    if not self.receive(checking):
-                        self.ended(checking)
-                    elif (d := checking.deadline(self.timeout)) and time.monotonic() >= d:
-                        self.time_out(checking)
-                    else:
+                wait([lane.connection for lane in active], timeout=wait_for)
+                for lane in list(active):
+                    if not self.receive(lane):
+                        self.ended(lane)
+                    elif (d := lane.deadline(self.timeout)) and time.monotonic() >= d:
+                        self.time_out(lane)
+                    elif lane.unit is not None or next_unit(lane):
                         continue
-                    if checking.remaining:
-                        checking.start(self.context, self.options, self.directory)
                     else:
-                        active.remove(checking)
+                        lane.stop()
+                    active.remove(lane)
         finally:
-            for checking in active:
-                checking.kill()
+            for lane in active:
+                lane.kill()
 
 
 def supervise(
@@ -289,11 +331,14 @@ def supervise(
     jobs: int = 1,
 ) -> None:
     """Check each implementation (``MODULE:ATTR``) on ``cases`` in supervised children, at most
-    ``jobs`` at once, telling ``listener`` as events arrive. ``options`` are ``check``'s
-    keyword arguments (profile, max_examples, constraints, ...); ``timeout`` is per example.
+    ``jobs`` at once (lanes: one implementation's units spread over them), telling
+    ``listener`` as events arrive (each unit's results as it finishes: in no fixed order).
+    ``options`` are ``check``'s keyword arguments (profile, max_examples, constraints, ...);
+    ``timeout`` is per example.
     On any exception (Ctrl-C's ``KeyboardInterrupt`` included) every child is killed first."""
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    pending = deque(_Checking(spec, cases) for spec in specs)
+    grouped = units(cases)
+    pending = {spec: deque(range(len(grouped))) for spec in specs}
     with tempfile.TemporaryDirectory(prefix="kvcache-check-") as directory:
-        _Supervisor(options or {}, timeout, listener, Path(directory)).run(pending, jobs)
+        _Supervisor(grouped, options or {}, timeout, listener, Path(directory)).run(pending, jobs)
