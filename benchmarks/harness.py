@@ -4,8 +4,10 @@ A passing fallback, a passing kernel in the TPU interpreter, and the original mo
 fallback and kernel, which fail (``properties.known_bad.lineage``). Each is checked by a fresh
 ``python -m properties.cli`` process (JAX's start included) with an empty compilation cache
 of its own, so every run is cold, as a first run is; a row gives the median of ``--runs``
-runs, what the JSON says (verdicts, shrinks stopped at ``--shrink-seconds``) and the target
-of issue 20 where it set one. Arguments after ``--`` go to ``kvcache-check``.
+runs, with the CPU seconds of the process and its children (less moved by other work on a
+shared machine than the wall clock), what the JSON says (verdicts, shrinks stopped at
+``--shrink-seconds``) and the target of issue 20 where it set one. Arguments after ``--`` go
+to ``kvcache-check``.
 
 Run: ``python -m benchmarks.harness`` (``--help`` for options).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,6 +43,7 @@ class Run:
     """One ``kvcache-check`` of one implementation."""
 
     seconds: float
+    cpu_seconds: float
     exit_status: int
     statuses: Counter[str]
     shrinks_stopped: int
@@ -47,6 +51,13 @@ class Run:
     @property
     def verdicts(self) -> str:
         return ", ".join(f"{n} {status}" for status, n in sorted(self.statuses.items()))
+
+
+def _children_cpu() -> float:
+    """User and system seconds of every child process waited for so far (their own waited-for
+    children included: ``kvcache-check``'s checking processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def check_once(implementation: str, profile: str, extra: list[str]) -> Run:
@@ -57,9 +68,9 @@ def check_once(implementation: str, profile: str, extra: list[str]) -> Run:
         command = [sys.executable, "-m", "properties.cli", "--profile", profile]
         command += ["--impl", implementation, "--quiet", "--json", str(report), *extra]
         environment = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(Path(directory) / "jax")}
-        start = time.perf_counter()
+        cpu, start = _children_cpu(), time.perf_counter()
         finished = subprocess.run(command, env=environment, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
         if finished.returncode not in (0, 1):
             raise RuntimeError(
                 f"{' '.join(command)} exited {finished.returncode}:\n{finished.stderr}"
@@ -68,6 +79,7 @@ def check_once(implementation: str, profile: str, extra: list[str]) -> Run:
     results = checked["results"]
     return Run(
         seconds,
+        cpu,
         finished.returncode,
         Counter(r["status"] for r in results),
         sum(r.get("shrink_stopped", False) for r in results),
@@ -85,6 +97,7 @@ def row(implementation: str, runs: list[Run], judged: bool = True) -> tuple[str,
         str(len(runs)),
         f"{median:.1f}",
         f"{min(r.seconds for r in runs):.1f}-{max(r.seconds for r in runs):.1f}",
+        f"{statistics.median(r.cpu_seconds for r in runs):.1f}",
         runs[-1].verdicts,
         str(runs[-1].shrinks_stopped),
         "" if target is None else f"<= {target:g}",
@@ -97,6 +110,7 @@ HEADER = (
     "runs",
     "median s",
     "range s",
+    "cpu s",
     "verdicts",
     "shrinks stopped",
     "target s",
@@ -134,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     for implementation in args.impl or TARGETS:
         runs = [check_once(implementation, args.profile, args.extra) for _ in range(args.runs)]
         rows.append(row(implementation, runs, judged=args.profile == "ci" and not args.extra))
-        print(f"  {implementation}: {', '.join(f'{r.seconds:.1f} s' for r in runs)}", flush=True)
+        done = ", ".join(f"{r.seconds:.1f} s ({r.cpu_seconds:.1f} s cpu)" for r in runs)
+        print(f"  {implementation}: {done}", flush=True)
     print(table(rows))
 
 

@@ -138,8 +138,9 @@ def _parser() -> argparse.ArgumentParser:
         "--check-seconds",
         type=_seconds,
         metavar="SECONDS",
-        help="per check (a property on a tier): a search that runs longer stops, the check "
-        "incomplete (default: no limit)",
+        help="per check (a property on a tier; a tier's properties, judged on the same calls, "
+        "share one search and its budget): a search that runs longer stops, the checks it had "
+        "not settled incomplete (default: no limit)",
     )
     parser.add_argument(
         "--shrink-seconds",

@@ -63,6 +63,8 @@ def assert_got(result: CaseResult, expected: tuple[str, list[str]]) -> None:
 
 @pytest.mark.parametrize("spec", MISBEHAVING)
 def test_each_misbehaving_implementation_alone_gets_a_report(spec, tmp_path, capsys):
+    """Every serving case in supervised children, restarted after each crash or hang (a hang
+    waits out its timeout): half a minute or more each, run once (marked process)."""
     expected = EXPECTED[spec]
     timeout = SHORT_TIMEOUT if spec == HANGING else TIMEOUT
     status, report, junit = run_cli(tmp_path, "--impl", spec, "--timeout", timeout)
@@ -101,6 +103,8 @@ def test_each_misbehaving_implementation_leaves_a_correct_one_beside_it_unaffect
 
 
 def test_a_crash_beside_a_correct_implementation_loses_nothing(tmp_path):
+    """Both implementations over every serving case in children, the crashing one restarted
+    after each crash, and its snippet run in a fresh interpreter: half a minute or more."""
     status, report, junit = run_cli(
         tmp_path, "--impl", SEGFAULTING, "--impl", CORRECT, "--jobs", "2", "--timeout", TIMEOUT
     )

@@ -25,9 +25,9 @@ from properties._src.cases.catalog import CASES
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.cases.shape_changes import SHAPE_CHANGES
-from properties._src.domain.buckets import BUCKETS
+from properties._src.domain.buckets import BUCKETS, Bucket
 from properties._src.judging.checks import bits
-from properties._src.reporting.report import render
+from properties._src.reporting.report import STEPS_REPLAYED, render
 from properties._src.running.profiles import PROFILES
 from properties._src.running.runner import run
 
@@ -94,16 +94,37 @@ def test_state_kept_between_shapes_is_caught_and_replayed_in_order():
     outcome = run(mutant, SHAPE_CHANGES[0], RunConfig(settings=FIND, explicit_examples=False))
     assert outcome.status == "failed"
     failure = outcome.failure
-    step = int(re.match(r"step (\d) of 3, ", failure.message).group(1))
+    step = int(re.match(r"step (\d) of 7, ", failure.message).group(1))
     assert step > 1 and len(failure.before) == step - 1, failure.message
     # The steps before have the same page size and another cache size.
     assert {s.update.page_size for s in failure.before} == {failure.update.page_size}
     rows = {s.update.kv_cache_pages.shape[0] for s in (*failure.before, failure)}
-    assert len(rows) == 2
+    assert len(rows) == 2 and "twice the pages" in failure.message
     snippet = render(mutant.name, failure).split("reproduce:\n", 1)[1]
-    assert snippet.count("call(implementation, Update(") == step - 1
+    assert snippet.count("call(implementation, Update(") == min(step - 1, STEPS_REPLAYED)
     with pytest.raises(AssertionError, match="differ from the oracle"):
         exec(snippet, {})
+
+
+def test_shape_changes_vary_tokens_columns_and_count_shape_one_at_a_time_on_one_cache():
+    """Calls 2 to 5 of each example keep the first call's cache and change tokens, columns,
+    the count's shape, then all three; call 6 doubles the pages, call 7 is the first again."""
+    examples: list[list] = []
+    config = RunConfig(settings=settings(FIND, max_examples=4), observe=examples.append)
+    SHAPE_CHANGES[1].build(load("kvcache:kv_cache_update_jax"), config)()
+    fields = ("num_tokens", "num_slices", "count_shape", "num_pages")
+    for steps in examples:
+        first, *rest = (Bucket.of(step.update) for step in steps)
+        changed = [{f for f in fields if getattr(b, f) != getattr(first, f)} for b in rest]
+        assert changed == [
+            {"num_tokens"},
+            {"num_slices"},
+            {"count_shape"},
+            {"num_tokens", "num_slices", "count_shape"},
+            {"num_pages"},
+            set(),
+        ]
+        assert rest[0].num_tokens > first.num_tokens  # the last call has fewer again
 
 
 def test_shape_changes_cover_both_tiers():

@@ -3,17 +3,21 @@ implementation through ``CASES``): it finds a bad step, says which, and replays 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 import pytest
 from hypothesis import Phase, settings
 
+from kvcache.slot_mapping import padded_slice_count
 from oracle.contract import Tier, violations
 from properties._src.calling.implementations import load
 from properties._src.cases.run_config import RunConfig
-from properties._src.cases.serving_loop import SERVING_LOOP, rows_of
+from properties._src.cases.serving_loop import MAX_REQUESTS, SERVING_LOOP, Runner, rows_of
 from properties._src.domain.buckets import BUCKETS, Bucket
+from properties._src.domain.constraints import Constraint
+from properties._src.judging.steps import Step
 from properties._src.reporting.report import render
 from properties._src.running.profiles import PROFILES
 from properties._src.running.runner import run
@@ -27,7 +31,9 @@ def test_a_page_aligned_slice_one_page_late_is_caught_at_its_step():
     assert outcome.status == "failed"
     failure = outcome.failure
     step = re.match(
-        r"step (\d+): \d+ requests, \d+ tokens, (called eagerly|under jax.jit)", failure.message
+        r"step (\d+): \d+ requests, \d+ tokens in a bucket of \d+ tokens and \d+ columns, "
+        r"(called eagerly|under jax.jit)",
+        failure.message,
     )
     assert step, failure.message
     assert len(failure.before) == int(step.group(1)) - 1
@@ -35,18 +41,42 @@ def test_a_page_aligned_slice_one_page_late_is_caught_at_its_step():
         exec(render(spec, failure).split("reproduce:\n", 1)[1], {})
 
 
-def test_every_step_is_a_serving_step_even_when_the_first_shape_holds_none():
-    """The loop runs on the first shape that holds a serving step, and runs a step only when
-    it schedules a token: every step obeys the serving tier (``step-nonempty`` included)."""
-    no_tokens = next(b for b in BUCKETS if b.num_tokens == 0)
-    runs: list[list] = []
+def loop_steps(config: RunConfig) -> list[Step]:
+    """Every step of every run of the serving loop on the fallback under ``config``."""
+    runs: list[list[Step]] = []
     SERVING_LOOP.build(
-        load("kvcache:kv_cache_update_jax"),
-        RunConfig(observe=runs.append, buckets=(no_tokens, BUCKETS[0]), settings=FIND),
+        load("kvcache:kv_cache_update_jax"), dataclasses.replace(config, observe=runs.append)
     )()
-    steps = [step for run in runs for step in run]
-    assert steps and {Bucket.of(step.update) for step in steps} == {BUCKETS[0]}
+    return [step for run in runs for step in run]
+
+
+def test_every_step_is_a_serving_step_on_the_first_shape_that_holds_one():
+    """The loop runs on the cache of the first shape that holds a serving step, and runs a
+    step only when it schedules a token: every step obeys the serving tier (``step-nonempty``
+    included)."""
+    no_tokens = next(b for b in BUCKETS if b.num_tokens == 0)
+    steps = loop_steps(RunConfig(buckets=(no_tokens, BUCKETS[0]), settings=FIND))
+    cache = {dataclasses.replace(Bucket.of(s.update), num_tokens=0, num_slices=0) for s in steps}
+    assert steps and cache == {dataclasses.replace(BUCKETS[0], num_tokens=0, num_slices=0)}
     assert [str(v) for step in steps for v in violations(step.update, Tier.SERVING)] == []
+
+
+def test_steps_go_through_the_runners_token_buckets_on_one_cache():
+    """Steps are padded to the runner's buckets, each with its padded column count: one
+    cache, several token and column counts, a bucket below a page, tokens equal to columns."""
+    runner = Runner(BUCKETS[0])
+    shapes = {Bucket.of(step.update) for step in loop_steps(RunConfig(settings=FIND))}
+    assert {(s.num_tokens, s.num_slices) for s in shapes} == {
+        (t, padded_slice_count(MAX_REQUESTS, t, runner.cache.page_size))
+        for t in runner.token_buckets
+    }
+    assert min(runner.token_buckets) < runner.cache.page_size
+    assert any(s.num_tokens == s.num_slices for s in shapes)
+
+
+def test_a_columns_constraint_pads_each_buckets_columns():
+    runner = Runner(BUCKETS[0], (Constraint("columns", 8),))
+    assert {runner.shape(t).num_slices % 8 for t in runner.token_buckets} == {0}
 
 
 @pytest.mark.parametrize("bucket", BUCKETS, ids=lambda b: f"{b.dtype}-page{b.page_size}")

@@ -7,11 +7,17 @@ step the implementation's cache must equal the oracle's bit for bit, and every l
 pages must hold exactly the tokens it wrote, so a step that touches another request's rows
 fails at once. Freed pages go to the front of the free list, so the next request reuses them.
 
-The static shape of every step is ``loop_shape``'s (pages, page size, token rows, columns,
-rows, dtype, count shape): the first shape of the run's pool that holds a serving step, so the
-loop honours the shape constraints and every step reuses one compiled program per calling mode;
-the scheduler takes no more tokens than the columns left can hold, and runs a step only when it
-schedules one. Token ids are written as bit patterns, so every dtype holds them.
+Every step runs on one cache, ``loop_shape``'s (pages, page size, heads, head_dim, dtype,
+count shape): the first shape of the run's pool that holds a serving step, so the loop honours
+the shape constraints. As a runner does, each step pads its tokens to the smallest of the
+runner's token buckets that holds them (``Runner``: powers of two, as vLLM's TPU runner's
+``_get_token_paddings``, scaled to the cache) and its slice table to the column count that goes
+with the bucket (``padded_slice_count``: ``min(2 * max_num_reqs + T // page_size, T)``), so
+consecutive steps share the cache and differ in tokens and columns, and steps in one bucket
+reuse one compiled program per calling mode. The first bucket holds fewer tokens than a page
+(a decode step of fewer requests than a page holds) and in the small buckets tokens equal
+columns. The scheduler runs a step only when it schedules a token. Token ids are written as
+bit patterns, so every dtype holds them.
 """
 
 from __future__ import annotations
@@ -32,13 +38,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from kvcache.slot_mapping import slot_mapping
+from kvcache.slot_mapping import padded_slice_count, slot_mapping
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update
 from properties._src.calling.implementations import Implementation
 from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.cases.sequence_case import SequenceCase, budget, pool
 from properties._src.domain.buckets import Bucket
+from properties._src.domain.constraints import Constraint, fitting
 from properties._src.drawing.shapes import for_tier
 from properties._src.judging.checks import MATCHES_ORACLE, bits
 from properties._src.judging.steps import MODES, Judge, Step
@@ -46,6 +53,37 @@ from properties._src.judging.steps import MODES, Judge, Step
 PAGES_PER_REQUEST = 4  # the block table's width
 MAX_REQUESTS = 3
 STEPS_PER_RUN = 25
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A serving runner's static shapes on one cache (``cache``: its page size, pages, heads,
+    head_dim, dtype and count shape; its tokens and columns unused): the token buckets, and for
+    each the column count its slice table is padded to, fitted to ``constraints``."""
+
+    cache: Bucket
+    constraints: tuple[Constraint, ...] = ()
+
+    @property
+    def token_buckets(self) -> tuple[int, ...]:
+        """Powers of two from the largest at most half a page (at least 1) up to the first
+        that holds the most tokens a step can schedule (every live request's whole block
+        table, within the cache): vLLM's TPU runner starts at 16 tokens for pages of 16 to
+        128 or more, so its first bucket holds a page or less."""
+        page_size = self.cache.page_size
+        most = min(MAX_REQUESTS * PAGES_PER_REQUEST * page_size, self.cache.cache_rows)
+        sizes = [1 << (max(page_size // 2, 1).bit_length() - 1)]
+        while sizes[-1] < most:
+            sizes.append(2 * sizes[-1])
+        return tuple(sizes)
+
+    def shape(self, tokens: int) -> Bucket:
+        """The static shape of a step of ``tokens`` new tokens: the smallest bucket that holds
+        them and its padded column count, ``min(2 * max_num_reqs + T // page_size, T)``."""
+        bucket = next(size for size in self.token_buckets if size >= tokens)
+        columns = padded_slice_count(MAX_REQUESTS, bucket, self.cache.page_size)
+        shape = dataclasses.replace(self.cache, num_tokens=bucket, num_slices=columns)
+        return fitting((shape,), self.constraints)[0]
 
 
 def rows_of(bucket: Bucket, token_ids) -> np.ndarray:
@@ -82,15 +120,16 @@ class ServingLoop(RuleBasedStateMachine):
     """The scheduler: decodes first, then prefill chunks in arrival order, within a budget.
 
     ``ServingLoopCase.build`` makes a subclass with the judge (which runs the implementation),
-    the bucket and ``observe``."""
+    the runner and ``observe``."""
 
     judge: Judge
-    bucket: Bucket
+    runner: Runner
     observe: Callable[[list[Step]], None] | None = None
     requests = Bundle("requests")
 
     def __init__(self):
         super().__init__()
+        self.bucket = self.runner.cache
         self.live: dict[int, Request] = {}
         self.arrivals = 0
         self.next_token_id = 1
@@ -126,20 +165,23 @@ class ServingLoop(RuleBasedStateMachine):
     def step(self, data: st.DataObject, mode: str) -> None:
         """Schedule up to a drawn budget of tokens, run one update, compare with the oracle.
         Only when a request can take a token: a runner never runs a step with nothing
-        scheduled, so every step has a real column and a new token (``step-nonempty``)."""
-        budget = data.draw(st.integers(1, self.bucket.num_tokens), label="budget")
+        scheduled, so every step has a real column and a new token (``step-nonempty``). The
+        step's bucket's columns hold its slices: a request's tokens touch at most
+        ``2 + tokens // page_size`` pages."""
+        budget = data.draw(st.integers(1, self.runner.token_buckets[-1]), label="budget")
         order = sorted(self.live.items(), key=lambda item: item[1].computed < item[1].prompt)
-        scheduled, columns_left = [], self.bucket.num_slices
+        scheduled = []
         for _, request in order:
-            offset = request.computed % self.bucket.page_size
-            fits_columns = columns_left * self.bucket.page_size - offset
-            take = min(request.wants(), budget, self._room(request), fits_columns)
+            take = min(request.wants(), budget, self._room(request))
             self._allocate(request, request.computed + take)
             scheduled.append(take)
             budget -= take
-            columns_left -= -(-(offset + take) // self.bucket.page_size) if take else 0
         update = self._update([request for _, request in order], scheduled)
-        label = f"step {len(self.steps) + 1}: {len(order)} requests, {sum(scheduled)} tokens"
+        shape = Bucket.of(update)
+        label = (
+            f"step {len(self.steps) + 1}: {len(order)} requests, {sum(scheduled)} tokens "
+            f"in a bucket of {shape.num_tokens} tokens and {shape.num_slices} columns"
+        )
         self.steps.append(Step(update, mode, label))
         on_oracle = dataclasses.replace(update, kv_cache_pages=self.oracle_cache)
         self.oracle_cache = reference_update(*on_oracle.arrays(), page_size=self.bucket.page_size)
@@ -178,8 +220,9 @@ class ServingLoop(RuleBasedStateMachine):
             request.pages.append(self.free_pages.pop(0))
 
     def _update(self, requests: list[Request], scheduled: list[int]) -> Update:
-        """The step's update; records each request's new token ids in the model."""
-        bucket = self.bucket
+        """The step's update, in its bucket's shape; records each request's new token ids in
+        the model."""
+        bucket = self.runner.shape(sum(scheduled))
         slice_indices, count = slot_mapping(
             [r.pages for r in requests],
             [r.computed for r in requests],
@@ -201,9 +244,9 @@ class ServingLoop(RuleBasedStateMachine):
 
 
 def loop_shape(config: RunConfig) -> Bucket:
-    """The serving loop's one static shape: the first shape of the run's pool (from
-    ``buckets.SHRINK_TARGET``, fitted to the run's constraints; a pool given by hand: its
-    first) that holds a serving step."""
+    """The serving loop's cache (its token and column counts unused: ``Runner`` sets them):
+    the first shape of the run's pool (from ``buckets.SHRINK_TARGET``, fitted to the run's
+    constraints; a pool given by hand: its first) that holds a serving step."""
     return for_tier(pool(config), Tier.SERVING)[0]
 
 
@@ -219,7 +262,7 @@ class ServingLoopCase(SequenceCase):
             (ServingLoop,),
             {
                 "judge": staticmethod(config.judge_for(implementation)),
-                "bucket": loop_shape(config),
+                "runner": Runner(loop_shape(config), config.constraints),
                 "observe": staticmethod(config.observe) if config.observe else None,
             },
         )

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import logging
 import multiprocessing
 import os
 import signal
@@ -80,8 +79,6 @@ def _child(
     with open(stack_file, "w") as stack:  # open until the child ends, for faulthandler
         faulthandler.enable(stack)
         faulthandler.register(signal.SIGUSR1, stack)
-        # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
-        logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
         compilation_cache.enable()  # JAX's settings are per process
         if options.get("mesh"):  # before the implementation's import can start JAX
             ensure_cpu_devices(MeshShape.parse(options["mesh"]).devices)
