@@ -10,7 +10,7 @@ import pytest
 from hypothesis import Phase
 
 from benchmarks import harness
-from properties import check
+from properties import check, cli
 from properties._src.cases.catalog import CASES
 from properties._src.reporting.results import STATUSES, CaseResult, CheckResult
 from properties._src.reporting.results_io import junit_xml_text
@@ -101,3 +101,18 @@ def test_the_harness_benchmark_prints_a_row_per_implementation(capsys):
     *_, header, line = capsys.readouterr().out.splitlines()
     assert header.split()[:3] == ["implementation", "runs", "median"]
     assert line.startswith(f"{SEED_FALLBACK}  1  ") and "failed" in line
+
+
+def test_the_command_exits_1_and_counts_incomplete_checks(monkeypatch, capsys):
+    incomplete = CaseResult("matches-oracle", "general", "incomplete", 7, 3.0, "the search stopped")
+
+    def supervise(specs, cases, listener, **options):
+        assert options["options"]["check_seconds"] == 3.0
+        for spec in specs:
+            listener.case_finished(spec, incomplete)
+
+    monkeypatch.setattr(cli, "supervise", supervise)
+    assert cli.main(["--impl", CORRECT, "--check-seconds", "3"]) == 1
+    out = capsys.readouterr().out
+    assert f"{CORRECT}: matches-oracle (general) incomplete in 3.00 s: the search stopped" in out
+    assert "1 of 1 checks did not pass (1 incomplete: their search spent --check-seconds)" in out
