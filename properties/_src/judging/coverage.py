@@ -38,6 +38,11 @@ class Tally:
         """One example, by the classes its calls reached."""
         self.counts.update(set(example))
 
+    def copy(self) -> Tally:
+        copied = Tally()
+        copied.counts = self.counts.copy()
+        return copied
+
     def coverage(self) -> dict[str, int]:
         """Every class, in ``classes`` order, with the examples that reached it."""
         return {label: self.counts[label] for label in every_label()}

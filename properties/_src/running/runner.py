@@ -219,10 +219,16 @@ class _Search:
         the smallest example failing any target, and replays it last); the same search runs
         again for the targets left, then the next search for those that passed it."""
         for search in searches:
-            counted = [verdict.examples for verdict in self.verdicts]
+            self.count_example()
+            counted = [(v.examples, v.tally.copy()) for v in self.verdicts]
             while self.targets and not self.spent:
+                self.count_example()
                 for index in self.targets:  # run again, it draws the same examples first:
-                    self.verdicts[index].examples = counted[index]  # each counted once
+                    examples, tally = counted[index]  # each counted once
+                    self.verdicts[index].examples, self.verdicts[index].tally = (
+                        examples,
+                        tally.copy(),
+                    )
                 error = self.run(search, seed)
                 if error is None:
                     break
