@@ -94,6 +94,7 @@ def test_no_profile_runs_the_explain_phase():
         assert Phase.shrink in profile.phases, name
 
 
+@pytest.mark.process
 def test_the_harness_benchmark_prints_a_row_per_implementation(capsys):
     """About 15 s: ``kvcache-check`` in a child (JAX starting, compiling) on one tier with one
     example per shape. Checks the table's shape and the verdicts read from the JSON, not times."""
