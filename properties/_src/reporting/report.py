@@ -120,7 +120,7 @@ def _update_literal(update: Update) -> str:
     count = update.total_update_slices
     return f"""Update(
     new_kv_tokens={_literal(update.new_kv_tokens)},
-    slice_indices=np.array({update.slice_indices.tolist()}, dtype=np.int32),
+    slice_indices=np.array({update.slice_indices.tolist()}, dtype=np.{update.slice_indices.dtype}),
     kv_cache_pages={_literal(update.kv_cache_pages)},
     total_update_slices=np.array({count.tolist()}, dtype=np.{count.dtype}),
     page_size={update.page_size},
