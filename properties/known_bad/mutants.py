@@ -278,7 +278,7 @@ def quiet_nans(array: jnp.ndarray) -> jnp.ndarray:
     if not jnp.issubdtype(array.dtype, jnp.floating):
         return array
     unsigned = jnp.dtype(f"uint{8 * array.dtype.itemsize}")
-    quiet_bit = 1 << (jnp.finfo(array.dtype).nmant - 1)
+    quiet_bit = 1 << max(jnp.finfo(array.dtype).nmant - 1, 0)  # float8_e8m0fnu: no mantissa
     raw = lax.bitcast_convert_type(array, unsigned)
     quieted = jnp.where(jnp.isnan(array), raw | jnp.asarray(quiet_bit, unsigned), raw)
     return lax.bitcast_convert_type(quieted, array.dtype)

@@ -62,8 +62,9 @@ def _all_columns_at_once(indices_ref, count_ref, new_hbm, _aliased, cache_hbm, s
 
 
 def in_place(body, grid, scratch_shapes, new_kv_tokens, slice_indices, kv_cache_pages, count):
-    """``body`` as a Pallas kernel over ``grid``: the slice indices and the count prefetched,
-    the tokens and the cache in HBM, the cache updated in place."""
+    """``body`` as a Pallas kernel over ``grid``: the slice indices and the count prefetched
+    as int32 (a table of a narrower dtype, prefetched as it is, would have the DMAs' bounds
+    computed in that dtype), the tokens and the cache in HBM, the cache updated in place."""
     return pl.pallas_call(
         body,
         grid_spec=pltpu.PrefetchScalarGridSpec(
@@ -75,7 +76,12 @@ def in_place(body, grid, scratch_shapes, new_kv_tokens, slice_indices, kv_cache_
         ),
         out_shape=jax.ShapeDtypeStruct(kv_cache_pages.shape, kv_cache_pages.dtype),
         input_output_aliases={3: 0},
-    )(slice_indices, jnp.reshape(count, (1,)), new_kv_tokens, kv_cache_pages)
+    )(
+        slice_indices.astype(jnp.int32),
+        jnp.reshape(count, (1,)).astype(jnp.int32),
+        new_kv_tokens,
+        kv_cache_pages,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("page_size",))

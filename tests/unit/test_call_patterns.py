@@ -70,7 +70,10 @@ def test_a_count_read_on_host_fails_under_jit_and_passes_eagerly():
     outcome = run(
         load(f"{MUTANTS}:count_read_on_host"),
         CASES[0],
-        RunConfig(settings=SEARCH, explicit_examples=False),
+        # a drawn example on each shape after its simplest (called eagerly)
+        RunConfig(
+            settings=settings(SEARCH, max_examples=2 * len(BUCKETS)), explicit_examples=False
+        ),
     )
     assert outcome.status == "failed"
     assert re.match(

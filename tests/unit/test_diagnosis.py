@@ -98,17 +98,18 @@ def test_a_nan_difference_never_hides_a_wrong_value():
 
 
 def test_a_nan_only_mutant_fails_by_bits_with_nan_payload_only_and_passes_by_values():
+    drawn = settings(QUICK, max_examples=2 * len(BUCKETS))  # a drawn example after the simplest
     by_bits = run(
         mutant("nan_quieted_everywhere"),
         CASES[0],
-        RunConfig(settings=QUICK, explicit_examples=False),
+        RunConfig(settings=drawn, explicit_examples=False),
     )
     assert by_bits.status == "failed" and by_bits.diagnosis.codes == ("nan-payload",)
-    assert by_bits.examples <= examples_per_shape(QUICK.max_examples, len(BUCKETS)) * len(BUCKETS)
+    assert by_bits.examples <= examples_per_shape(drawn.max_examples, len(BUCKETS)) * len(BUCKETS)
     by_values = run(
         mutant("nan_quieted_everywhere"),
         CASES[0],
-        RunConfig(settings=QUICK, explicit_examples=False, compare="values"),
+        RunConfig(settings=drawn, explicit_examples=False, compare="values"),
     )
     assert by_values.status == "passed"
 
@@ -192,7 +193,7 @@ def test_a_failure_names_its_seed_and_the_seed_replays_it():
     """The first failing example as drawn (shrinking off: it would reach the same smallest
     example from any seed), on one case: the same seed shows it again, another seed another."""
     drawn = settings(
-        max_examples=30,
+        max_examples=2 * len(BUCKETS),  # a drawn example on each shape after its simplest
         database=None,
         deadline=None,
         derandomize=False,
