@@ -20,32 +20,35 @@ import time
 
 from properties._src.calling.implementations import BUILTIN_SPECS
 from properties._src.cases.catalog import Case
+from properties._src.reporting.results import CaseResult
 from properties._src.running.api import cases_on
 from properties._src.supervising.supervisor import DEFAULT_TIMEOUT, supervise
 
 
 class ExampleClock:
-    """A supervisor listener keeping each example's seconds, per implementation."""
+    """A supervisor listener keeping each example's seconds, per implementation (timed per
+    unit in flight: lanes may check two units of one implementation at once)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, list[float]] = {}
-        self._since: dict[str, float] = {}
+        self._since: dict[tuple[str, str], float] = {}
 
-    def _tick(self, name: str) -> None:
+    def _tick(self, name: str, case_id: str) -> None:
         now = time.monotonic()
-        if name in self._since:
-            self.seconds.setdefault(name, []).append(now - self._since.pop(name))
-        self._since[name] = now
+        if (name, case_id) in self._since:
+            self.seconds.setdefault(name, []).append(now - self._since.pop((name, case_id)))
+        self._since[(name, case_id)] = now
 
     def case_started(self, name: str, case: Case) -> None:
-        self._since.pop(name, None)
+        self._since.pop((name, case.id), None)
 
     def example_started(self, name: str, case: Case, examples: int) -> None:
-        self._tick(name)
+        self._tick(name, case.id)  # a unit's examples come under its first case
 
-    def case_finished(self, name: str, result: dict) -> None:
-        self._tick(name)
-        self._since.pop(name, None)
+    def case_finished(self, name: str, result: CaseResult) -> None:
+        case_id = f"{result.property}-{result.tier}"
+        self._tick(name, case_id)
+        self._since.pop((name, case_id), None)
 
 
 def main() -> None:

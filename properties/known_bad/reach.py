@@ -177,11 +177,11 @@ REACH: dict[str, str] = {
     f"{__name__}:{name}": case_id
     for name, case_id in (
         ("page_window_of_tokens", "matches-oracle-serving"),
-        ("slice_end_in_table_dtype", "matches-oracle-general"),
+        ("slice_end_in_table_dtype", "matches-oracle-serving"),
         ("decode_fast_path_by_shape", "serving-loop-serving"),
-        ("chunks_of_512_unrebased_count", "matches-oracle-general"),
+        ("chunks_of_512_unrebased_count", "matches-oracle-serving"),
         ("plan_per_cache_shape", "serving-loop-serving"),
-        ("vmem_slots_by_byte_budget", "matches-oracle-general"),
+        ("vmem_slots_by_byte_budget", "splitting-a-slice-changes-nothing-general"),
         ("every_e4m3_as_e4m3fn", "matches-oracle-serving"),
     )
 }

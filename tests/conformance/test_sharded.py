@@ -148,6 +148,8 @@ FAST = [i.name for i in builtin() if i.name != "kvcache:kv_cache_update"]
 
 @pytest.mark.parametrize("spec", FAST)
 def test_the_harness_on_a_mesh_accepts_the_project_implementations(spec):
+    """Every case on 8 virtual devices, each shape compiled for the mesh: half a minute or more
+    an implementation, and what it checks (sharding under this JAX) is JAX's, so both envs run it."""
     result = check(spec, mesh="pages=2,heads=4", profile="ci", max_examples=10)
     assert [r.property for r in result.results].count("sharding-preserved") == 2
     assert result.passed, [(r.property, r.tier, r.counterexample) for r in result.not_passed]

@@ -60,6 +60,8 @@ def test_seed_fallback_is_caught_writing_a_clamped_window(tier):
 
 @pytest.mark.parametrize("tier", [Tier.GENERAL, Tier.SERVING], ids=["general", "serving"])
 def test_seed_kernel_is_caught_copying_padding_in_its_last_grid_step(tier):
+    """Up to 300 examples of an interpreted kernel (about 0.1 s a grid step) and their shrinking:
+    half a minute or more, on one small shape so a shrink never recompiles."""
     # Interpreted kernels are slow to shrink across shapes: search one small bucket.
     outcome = run(
         load("properties.known_bad.lineage:seed_kernel"),

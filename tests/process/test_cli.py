@@ -51,6 +51,8 @@ def test_a_correct_implementation_passes_with_exit_0(tmp_path, capsys):
 
 
 def test_json_has_one_entry_per_implementation_in_order_and_the_documented_fields(tmp_path):
+    """Two implementations over every case of both tiers in child processes, the seed's fallback
+    failing and shrinking in each: a minute or more, run once (marked process)."""
     specs = ["properties.known_bad.lineage:seed_fallback", "kvcache:kv_cache_update_jax"]
     status, report = run_cli(tmp_path, "--impl", specs[0], "--impl", specs[1], "--jobs", "2")
     assert status == 1
@@ -217,6 +219,8 @@ def test_the_header_and_the_json_name_the_constraints_and_the_comparison(tmp_pat
 
 
 def test_examples_count_what_was_tried_not_shrink_steps(tmp_path):
+    """A mutant that fails every general case, each failure shrunk (what is counted is what
+    shrinking must not add): a minute or more, run once (marked process)."""
     status, report = run_cli(
         tmp_path, "--impl", "properties.known_bad.mutants:count_minus_one", "--tier", "general"
     )

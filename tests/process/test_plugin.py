@@ -69,6 +69,9 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_assert_conforms_passes_a_correct_update_and_shows_a_broken_ones_counterexample(project):
+    """A fresh pytest process with nothing of this repository: it imports JAX, compiles every
+    pool shape for every case of both tiers into a cold compilation cache, and shrinks the
+    broken update's failures: two minutes or more, run once (marked process)."""
     result = project.runpytest_subprocess(
         "--kvcache-impl", "mymod:update", "-v", "-p", "no:cacheprovider"
     )

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections import deque
 from pathlib import Path
 
 import jax
@@ -19,10 +20,11 @@ import numpy as np
 import pytest
 
 from kvcache import kv_cache_update_jax
+from properties._src.cases.catalog import units
 from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running.api import STATUSES, cases_on
-from properties._src.supervising.supervisor import supervise
+from properties._src.supervising.supervisor import _Lane, _next_spec, supervise
 from properties.cli import EXIT_STATUSES, main
 from properties.known_bad import MISBEHAVING
 
@@ -61,6 +63,8 @@ def assert_got(result: CaseResult, expected: tuple[str, list[str]]) -> None:
 
 @pytest.mark.parametrize("spec", MISBEHAVING)
 def test_each_misbehaving_implementation_alone_gets_a_report(spec, tmp_path, capsys):
+    """Every serving case in supervised children, restarted after each crash or hang (a hang
+    waits out its timeout): half a minute or more each, run once (marked process)."""
     expected = EXPECTED[spec]
     timeout = SHORT_TIMEOUT if spec == HANGING else TIMEOUT
     status, report, junit = run_cli(tmp_path, "--impl", spec, "--timeout", timeout)
@@ -99,6 +103,8 @@ def test_each_misbehaving_implementation_leaves_a_correct_one_beside_it_unaffect
 
 
 def test_a_crash_beside_a_correct_implementation_loses_nothing(tmp_path):
+    """Both implementations over every serving case in children, the crashing one restarted
+    after each crash, and its snippet run in a fresh interpreter: half a minute or more."""
     status, report, junit = run_cli(
         tmp_path, "--impl", SEGFAULTING, "--impl", CORRECT, "--jobs", "2", "--timeout", TIMEOUT
     )
@@ -305,3 +311,12 @@ def test_one_implementations_units_run_in_lanes_at_once():
     supervise([SLOW], cases, Recorder(), options=options, timeout=float(TIMEOUT), jobs=2)
     (start_a, end_a), (start_b, end_b) = spans.values()
     assert start_a < end_b and start_b < end_a, spans
+
+
+def test_a_new_lane_takes_an_implementation_no_lane_is_on_else_the_one_with_most_left():
+    lane = _Lane("a:a", units(cases_on("serving")))
+    assert _next_spec({"a:a": deque([1, 2]), "b:b": deque([0])}, [lane]) == "b:b"
+    assert _next_spec({"a:a": deque([1]), "b:b": deque([0, 1])}, [lane]) == "b:b"
+    busy = [lane, _Lane("b:b", lane.units)]
+    assert _next_spec({"a:a": deque([1]), "b:b": deque([0, 1])}, busy) == "b:b"
+    assert _next_spec({"a:a": deque(), "b:b": deque()}, []) is None

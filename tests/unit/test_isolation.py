@@ -4,6 +4,7 @@ interpreter faulting is told apart from the implementation's code."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import Counter
 
 import interpreted_kernels
@@ -18,7 +19,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
 from kvcache import kv_cache_update_jax
-from properties._src.calling import implementations
+from properties._src.calling import callback_errors, implementations
 from properties._src.calling.implementations import (
     Implementation,
     call,
@@ -115,7 +116,10 @@ def test_an_out_of_bounds_write_is_the_kernels_fault():
 
 def test_an_out_of_bounds_read_names_the_kernels_line_and_prints_nothing(capfd):
     """A read out of bounds is raised in a host callback, which JAX logs with a traceback; the
-    harness names the kernel's line that issued the copy, from that log, and prints nothing."""
+    harness names the kernel's line that issued the copy, from that log, and prints nothing,
+    even where JAX's callback logger was quieted (as a user may do)."""
+    logger = logging.getLogger(callback_errors.CALLBACK_LOGGER)
+    level, _ = logger.level, logger.setLevel(logging.CRITICAL)
     reads_past_the_tokens = with_columns([(4, 1, 2), (9, 6, 3)], 2)  # tokens 6-8 of 8
     with pytest.raises(Exception) as raised:  # noqa: PT011 - what matters is attribute()'s reading
         call(KERNEL, reads_past_the_tokens)
@@ -124,6 +128,8 @@ def test_an_out_of_bounds_read_names_the_kernels_line_and_prints_nothing(capfd):
     assert fault.own is not None and fault.own.file == interpreted_kernels.__file__, fault
     assert fault.own.function == "_", fault  # the body of _one_column_per_step's pl.when
     assert "Traceback" not in capfd.readouterr().err
+    assert logger.level == logging.CRITICAL
+    logger.setLevel(level)
 
 
 def test_calls_after_a_fault_start_clean(unmended):

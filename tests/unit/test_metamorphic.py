@@ -38,7 +38,8 @@ def test_a_relation_rejects_an_implementation_that_skips_the_last_column(case):
 
 
 def test_a_relation_failure_counts_the_examples_tried_not_the_shrink_steps():
-    """A relation fails in the test itself, not in a judged call, so shrinking follows it."""
+    """A relation fails in the test itself, not in a judged call, so shrinking follows it (up to
+    its default budget, ``DEFAULT_SHRINK_SECONDS``: this test is as long as that shrink)."""
     budget = settings(PROFILES["ci"], max_examples=40)  # shrinking on
     outcome = run(
         load("properties.known_bad.mutants:count_minus_one"),

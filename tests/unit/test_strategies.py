@@ -218,10 +218,13 @@ def _oracle_in_jax(new_kv_tokens, slice_indices, kv_cache_pages, total_update_sl
     )
 
 
+@pytest.mark.process
 def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
     """Replays one ``ci`` run (every case, by search alone, the oracle as the implementation so
     every example passes) and checks what it drew: every pool shape, so every edge class, every
-    feature in ``CI_FEATURES``, and nothing outside its case's tier."""
+    feature in ``CI_FEATURES``, and nothing outside its case's tier. It is as long as a ``ci``
+    run of every case (over a minute): what it checks is the drawing, Python code, so it is
+    marked ``process`` and runs on one Python."""
     shapes: set[Bucket] = set()
     features: set[str] = set()
     invalid: list[str] = []

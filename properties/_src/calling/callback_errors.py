@@ -34,11 +34,13 @@ class _Keeper(logging.Handler):
 def kept() -> Iterator[list[BaseException]]:
     """The exceptions host callbacks raise inside the block, in order, not printed."""
     logger = logging.getLogger(CALLBACK_LOGGER)
-    keeper, propagate = _Keeper(), logger.propagate
+    keeper, propagate, level = _Keeper(), logger.propagate, logger.level
     logger.addHandler(keeper)
     logger.propagate = False
+    logger.setLevel(logging.ERROR)  # what it logs them at, whatever a user set
     try:
         yield keeper.errors
     finally:
         logger.removeHandler(keeper)
         logger.propagate = propagate
+        logger.setLevel(level)

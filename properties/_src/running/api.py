@@ -83,6 +83,11 @@ def check(
 ) -> CheckResult:
     """Check every property, on ``tier`` or both, against ``implementation``.
 
+    A tier's property cases are checked together (``catalog.units``): each example is drawn
+    and called once and every property judges the result, each with its own verdict and
+    shrunk counterexample; a case's ``seconds`` run until its verdict was known. The results
+    come in the order of ``cases``.
+
     ``implementation`` is a callable ``f(new_kv_tokens, slice_indices, kv_cache_pages,
     total_update_slices, *, page_size)`` or its ``"MODULE:ATTR"``. ``profile`` is ``"dev"``,
     ``"ci"``, ``"thorough"`` or a Hypothesis ``settings`` (default: ``ci`` under ``CI``, else

@@ -204,7 +204,10 @@ class _Search:
         the smallest example failing any target, and replays it last); the same search runs
         again for the targets left, then the next search for those that passed it."""
         for search in searches:
+            counted = [verdict.examples for verdict in self.verdicts]
             while self.targets and not self.spent:
+                for index in self.targets:  # run again, it draws the same examples first:
+                    self.verdicts[index].examples = counted[index]  # each counted once
                 error = self.run(search, seed)
                 if error is None:
                     break

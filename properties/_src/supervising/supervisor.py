@@ -6,8 +6,9 @@ case alone) of one implementation. Up to ``jobs`` lanes run at once, each a chil
 (spawned: JAX is not fork-safe) that loads one implementation and checks the units the parent
 hands it, one at a time, streaming events over a pipe: a unit started, an update about to be
 run, a unit finished with its results. So one implementation's units use every lane, and the
-parent always knows the update in flight. A lane takes the first implementation (in the order
-named) with units left, and stays on it while it has some.
+parent always knows the update in flight. A new lane takes the first implementation (in the
+order named) with units left that no lane is on, else the one with the most units left, and
+stays on it while it has some.
 
 A child that dies (a segfault in a native kernel, an ``os._exit``) gives status ``crashed`` to
 the cases of the unit it was in; one whose current example runs past the timeout is killed and
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import logging
 import multiprocessing
 import os
 import signal
@@ -79,8 +79,6 @@ def _child(
     with open(stack_file, "w") as stack:  # open until the child ends, for faulthandler
         faulthandler.enable(stack)
         faulthandler.register(signal.SIGUSR1, stack)
-        # A kernel that fails in the TPU interpreter logs the traceback; the report says it shorter.
-        logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
         compilation_cache.enable()  # JAX's settings are per process
         if options.get("mesh"):  # before the implementation's import can start JAX
             ensure_cpu_devices(MeshShape.parse(options["mesh"]).devices)
@@ -232,6 +230,16 @@ def _death(exitcode: int | None, in_flight: bool) -> str:
     return f"the child process checking the implementation {how} {during}"
 
 
+def _next_spec(pending: dict[str, deque[int]], active: list[_Lane]) -> str | None:
+    """The implementation a new lane takes: the first (in the order named) with units left
+    that no lane is on (each child loads and compiles for one implementation: lanes on
+    different ones repeat nothing), else the one with the most units left."""
+    waiting = [spec for spec, left in pending.items() if left]
+    busy = {lane.spec for lane in active}
+    free = [spec for spec in waiting if spec not in busy]
+    return free[0] if free else max(waiting, key=lambda spec: len(pending[spec]), default=None)
+
+
 class _Supervisor:
     def __init__(
         self,
@@ -301,7 +309,7 @@ class _Supervisor:
 
         try:
             while active or any(pending.values()):
-                while len(active) < jobs and (spec := next(filter(pending.get, pending), None)):
+                while len(active) < jobs and (spec := _next_spec(pending, active)):
                     lane = _Lane(spec, self.units)
                     lane.start(self.context, self.options, self.directory)
                     next_unit(lane)
