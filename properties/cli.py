@@ -338,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = _report(results.implementations(), quiet=args.quiet)
     done = progress.finished
     verdict = f"{len(bad)} of {done} checks did not pass" if bad else f"all {done} checks passed"
+    if incomplete := sum(r.status == "incomplete" for r in bad):
+        verdict += f" ({incomplete} incomplete: their search spent --check-seconds)"
     if interrupted:
         verdict = f"interrupted after {done} of {progress.total} checks: {verdict}"
     print(f"\n{verdict} (profile {args.profile}{f', mesh {mesh}' if mesh else ''})")

@@ -19,14 +19,14 @@ from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import (
     BUCKETS,
     DTYPES,
-    EDGE_CLASSES,
+    INDEX_DTYPES,
     INTERPRETER_MAX_COLUMNS,
-    MANY_COLUMNS,
-    POOL_DTYPES,
     SHRINK_TARGET,
     Bucket,
 )
+from properties._src.domain.classes import every_label, labels_of
 from properties._src.domain.constraints import fitting, parse_all, within_memory
+from properties._src.domain.covering import construct, every_target, name, targets_of
 from properties._src.drawing.shapes import any_bucket, as_strategy, for_tier, shape_space
 from properties._src.drawing.strategies import special_values, updates
 from properties._src.running.profiles import PROFILES
@@ -56,7 +56,7 @@ def test_serving_draws_obey_every_serving_rule(update):
 
 def test_a_pool_with_no_shape_for_a_serving_step_is_refused_for_the_serving_tier():
     empty = tuple(b for b in BUCKETS if not (b.num_tokens and b.num_slices))
-    assert len(empty) == 2 and for_tier(empty, Tier.GENERAL) == empty
+    assert empty and for_tier(empty, Tier.GENERAL) == empty
     with pytest.raises(ValueError, match="no serving step fits"):
         for_tier(empty, Tier.SERVING)
 
@@ -110,6 +110,11 @@ def _lengths(u: Update) -> list[int]:
 
 def _repeats_past_the_tokens(u: Update) -> bool:
     return _repeated_sources(u) and sum(_lengths(u)) > u.new_kv_tokens.shape[0]
+
+
+def _ends_past_table_range(u: Update) -> bool:
+    top = np.iinfo(u.slice_indices.dtype).max
+    return any(d + ln == top + 1 for d, _, ln in _spans(u))
 
 
 def _dtype_written(name: str):
@@ -176,12 +181,29 @@ FEATURES = {
     "NaN with a payload": (Tier.SERVING, _has_nan_payload),
     "one-page cache": (Tier.SERVING, lambda u: u.kv_cache_pages.shape[0] == u.page_size),
     "page size 1": (Tier.SERVING, lambda u: u.page_size == 1 and u.num_real_slices > 0),
-    **{f"{name} written": (Tier.SERVING, _dtype_written(name)) for name in POOL_DTYPES},
+    **{f"{name} written": (Tier.SERVING, _dtype_written(name)) for name in DTYPES},
+    **{
+        f"{name} slice table, a row written": (
+            Tier.SERVING,
+            lambda u, name=name: u.slice_indices.dtype == name and any(_lengths(u)),
+        )
+        for name in INDEX_DTYPES
+    },
+    **{
+        f"{name} count, a row written": (
+            Tier.SERVING,
+            lambda u, name=name: u.total_update_slices.dtype == name and any(_lengths(u)),
+        )
+        for name in INDEX_DTYPES
+    },
+    "a slice ending one past the slice table's range": (Tier.SERVING, _ends_past_table_range),
 }
 
 
 @pytest.mark.parametrize("feature", list(FEATURES))
 def test_feature_is_reachable(feature):
+    """Some take over 20 s: a dtype in one or two of the pool's 36 shapes is found by search
+    over all of them, drawing the large caches on the way."""
     tier, present = FEATURES[feature]
     found = find(updates(tier), present, settings=settings(SEARCH, phases=[Phase.generate]))
     assert present(found)
@@ -221,8 +243,10 @@ def _oracle_in_jax(new_kv_tokens, slice_indices, kv_cache_pages, total_update_sl
 @pytest.mark.process
 def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
     """Replays one ``ci`` run (every case, by search alone, the oracle as the implementation so
-    every example passes) and checks what it drew: every pool shape, so every edge class, every
-    feature in ``CI_FEATURES``, and nothing outside its case's tier. It is as long as a ``ci``
+    every example passes) and checks what it drew: every pool shape, so every class of every
+    dimension and relation and every pair of classes the pool covers (all but those left to
+    ``thorough`` or no shape can have), every feature in ``CI_FEATURES``, and nothing outside
+    its case's tier. It is as long as a ``ci``
     run of every case (over a minute): what it checks is the drawing, Python code, so it is
     marked ``process`` and runs on one Python."""
     shapes: set[Bucket] = set()
@@ -237,19 +261,20 @@ def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
         for observed in seen:
             for step in observed if isinstance(observed, list) else [observed]:
                 u = step.update
-                rows, heads, head_dim = u.kv_cache_pages.shape
-                dtype, count = str(u.kv_cache_pages.dtype), u.total_update_slices.shape
-                tokens, columns = u.new_kv_tokens.shape[0], u.slice_indices.shape[1]
-                pages = rows // u.page_size
-                shapes.add(
-                    Bucket(u.page_size, pages, heads, head_dim, dtype, tokens, columns, count)
-                )
+                shapes.add(Bucket.of(u))
                 features.update(name for name, (_, present) in FEATURES.items() if present(u))
                 invalid.extend(str(v) for v in violations(u, case.tier))
     assert invalid == []
     assert [b for b in BUCKETS if b not in shapes] == []
-    assert [name for name, holds in EDGE_CLASSES.items() if not any(map(holds, shapes))] == []
+    reached = {label for b in shapes for label in labels_of(b)}
+    assert [label for label in every_label() if label not in reached] == []
+    covered = {t for b in shapes for t in targets_of(b)}
+    assert [name(t) for t in every_target() if t not in covered and t not in UNCOVERED] == []
     assert sorted(set(CI_FEATURES) - features) == []
+
+
+# The targets (pairs of classes, dtypes) the pool leaves to thorough or no shape can have.
+UNCOVERED = {*construct().left_to_thorough, *construct().outside_domain}
 
 
 # Every feature but one is drawn by each ci run; that one (the only shape with no tokens must
@@ -257,22 +282,33 @@ def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
 CI_FEATURES = [name for name in FEATURES if name != "no new tokens, real columns"]
 
 
-def test_constraints_fit_the_pool_keeping_its_edges():
-    fitted = fitting(BUCKETS, parse_all(["head_dim%128", "heads%4"]))
+def test_constraints_fit_the_pool_keeping_its_classes():
+    fitted = fitting(BUCKETS, parse_all(["head_dim%128", "heads%4", "page_size%256"]))
     assert all(b.head_dim % 128 == 0 and b.heads % 4 == 0 for b in fitted)
     assert all(within_memory(b) for b in fitted)
-    kept = {name for name, holds in EDGE_CLASSES.items() if any(map(holds, fitted))}
-    assert {"page size 1", "no columns", "no new tokens", "over 256 columns"} <= kept
-    assert fitted[0].page_size == SHRINK_TARGET.page_size  # still the small, readable first shape
+    assert all(b.page_size <= np.iinfo(b.table_dtype).max for b in fitted)
+    kept = {label for b in fitted for label in labels_of(b)}
+    wanted = {"columns: none", "new tokens: none", "columns: over 512", "page bytes: over 2 MiB"}
+    assert wanted <= kept
+    assert fitted[0].page_size == 256  # the first shape, fitted
 
 
-def test_the_pool_starts_with_the_shrink_target_and_affords_a_shape_before_many_columns():
-    """Counterexamples shrink to the pool's first shape; a property case must have called an
-    affordable shape before ``MANY_COLUMNS`` to know whether to skip it (``affordable``)."""
-    assert BUCKETS[0] == SHRINK_TARGET
-    assert MANY_COLUMNS.num_slices > INTERPRETER_MAX_COLUMNS
-    before = BUCKETS[: BUCKETS.index(MANY_COLUMNS)]
-    assert any(b.num_slices <= INTERPRETER_MAX_COLUMNS for b in before)
+def test_the_pool_is_the_covering_array_and_starts_with_the_shrink_target():
+    """``BUCKETS`` is ``covering.construct()``'s output written out; counterexamples shrink to
+    its first shape, which an interpreted kernel can afford, so a property case has called it
+    before any shape of more columns (``affordable``)."""
+    assert construct().pool == BUCKETS
+    assert BUCKETS[0] == SHRINK_TARGET and SHRINK_TARGET.num_slices <= INTERPRETER_MAX_COLUMNS
+    assert {b.dtype for b in BUCKETS} == set(DTYPES)
+    assert {b.table_dtype for b in BUCKETS} == {b.count_dtype for b in BUCKETS} == set(INDEX_DTYPES)
+
+
+def test_interpreted_kernels_see_pages_past_2_mib():
+    """What makes a shape dear for an interpreted kernel is its grid steps, not its bytes."""
+    assert any(
+        b.num_slices <= INTERPRETER_MAX_COLUMNS and "page bytes: over 2 MiB" in labels_of(b)
+        for b in BUCKETS
+    )
 
 
 def test_a_constraint_nothing_fits_is_refused_by_name():
@@ -290,7 +326,7 @@ def test_free_shapes_meet_constraints_and_memory_bounds(bucket):
 def test_thorough_draws_beyond_the_pool():
     free = find(
         as_strategy(shape_space(free=True)),
-        lambda b: b not in BUCKETS and b.dtype not in POOL_DTYPES,
+        lambda b: b not in BUCKETS and b.table_dtype != "int32",
         settings=settings(SEARCH, phases=[Phase.generate]),
     )
     assert free.dtype in DTYPES

@@ -1,19 +1,17 @@
 """Static shapes the strategies draw from, and the domain they come from.
 
 Everything here forces a recompile when it changes, so the ``ci`` and ``dev`` profiles draw
-from ``BUCKETS``, a pool of 12 shapes built so that every edge class of every dimension the
-contract allows is in it (``EDGE_CLASSES`` names them, and a test checks that each ``ci`` run
-of each case reaches every shape). The ``thorough`` profile also draws shapes freely from the
-whole domain (``DOMAIN``, ``DTYPES``; see ``strategies.any_bucket``). Runtime values (indices,
-count, data) are drawn freely inside a shape. Even the count's shape is static: shapes
-alternate between ``[1]`` and ``[]``. The pool starts with ``SHRINK_TARGET``, small and
-readable, where counterexamples shrink to; ``MANY_COLUMNS`` is the shape an interpreted kernel
-cannot afford.
+from ``BUCKETS``, a pool built as a pairwise covering array over the contract's dimensions and
+relations (``classes`` names them, ``covering`` builds the pool, and a test checks that each
+``ci`` run of each case reaches every shape). The ``thorough`` profile also draws shapes freely
+from the whole domain (``DTYPES``, ``INDEX_DTYPES``; see ``shapes.any_bucket``). Runtime
+values (indices, count, data) are drawn freely inside a shape. Even the count's shape and
+the dtypes of the slice table and the count are static. The pool starts with
+``SHRINK_TARGET``, small and readable, where counterexamples shrink to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -48,20 +46,9 @@ DTYPES: tuple[str, ...] = (
 )
 
 
-# The dtypes the pool writes (the shapes with no tokens or no columns repeat one); the rest of
-# ``DTYPES`` only ``thorough`` draws.
-POOL_DTYPES = (
-    "float32",
-    "bfloat16",
-    "float16",
-    "float8_e4m3fn",
-    "float8_e5m2",
-    "int8",
-    "uint8",
-    "int16",
-    "int32",
-    "bool",
-)
+# The dtypes the slice table and the count are drawn in: every integer type of 8 to 32 bits
+# (64-bit ones need jax_enable_x64, as 64-bit caches do).
+INDEX_DTYPES: tuple[str, ...] = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
 
 
 @dataclass(frozen=True)
@@ -76,6 +63,8 @@ class Bucket:
     num_tokens: int
     num_slices: int
     count_shape: tuple[int, ...]  # of total_update_slices: [1] or [], both accepted
+    table_dtype: str = "int32"  # of slice_indices: any integer type holding a page's length
+    count_dtype: str = "int32"  # of total_update_slices: any integer type
 
     @classmethod
     def of(cls, update: Update) -> Bucket:
@@ -90,6 +79,8 @@ class Bucket:
             num_tokens=tokens,
             num_slices=update.slice_indices.shape[1],
             count_shape=update.total_update_slices.shape,
+            table_dtype=update.slice_indices.dtype.name,
+            count_dtype=update.total_update_slices.dtype.name,
         )
 
     @property
@@ -109,71 +100,58 @@ class Bucket:
 SHRINK_TARGET = Bucket(4, 4, 1, 2, "float32", 8, 4, (1,))
 """The pool's first shape, small and readable. A pool's shape is drawn by its index, which
 shrinks to 0 (``shapes.as_strategy``), so counterexamples shrink to it, fitted to the
-constraints; the serving loop runs on it (``serving_loop.loop_shape``)."""
-
-MANY_COLUMNS = Bucket(2, 320, 1, 1, "bool", 4096, 300, (1,))
-"""Over 256 columns: more than an interpreted kernel can afford (``INTERPRETER_MAX_COLUMNS``).
-A property case learns that an implementation runs in the TPU interpreter from its calls on
-the shapes before this one (``shapes.affordable``), so it must not come first in the pool."""
+constraints; the serving loop runs on it (``serving_loop.loop_shape``). A property case
+learns that an implementation runs in the TPU interpreter from its calls on it, before any
+shape it cannot afford (``shapes.affordable``)."""
 
 BUCKETS: tuple[Bucket, ...] = (SHRINK_TARGET, *(Bucket(*row) for row in (
-    # page  pages  heads head_dim dtype            tokens slices count
-    (1,     16,    2,    4,       "int8",          12,    8,     ()),
-    (33,    5,     3,    80,      "bfloat16",      70,    12,    (1,)),
-    (16,    8,     5,    192,     "float16",       40,    9,     ()),
-    (7,     24,    64,   96,      "float8_e4m3fn", 30,    20,    (1,)),
-    (1024,  3,     1,    320,     "float8_e5m2",   3000,  5,     ()),
-    (3,     4,     7,    512,     "bfloat16",      0,     6,     (1,)),
-    (64,    1,     2,    128,     "int32",         64,    3,     ()),
-)), MANY_COLUMNS, *(Bucket(*row) for row in (
-    (1000,  40,    1,    2,       "int16",         2500,  24,    ()),
-    (1024,  17408, 1,    1,       "uint8",         2048,  16,    (1,)),
-    (2,     20,    4,    8,       "float32",       40,    0,     ()),
+    # page pages     heads dim  dtype                 tokens cols count table     count dtype
+    (7,    4682,     4,    1,   "uint8",              2049,  0,   (),   "uint8",  "uint16"),
+    (512,  1,        3,    640, "uint16",             512,   512, (),   "int16",  "uint8"),
+    (152,  2,        72,   192, "bool",               135,   600, (1,), "uint16", "uint8"),
+    (1,    32769,    1,    320, "float16",            0,     14,  (1,), "int8",   "uint8"),
+    (300,  1,        7,    2,   "bool",               3000,  5,   (1,), "uint16", "int16"),
+    (17,   1,        63,   512, "float32",            0,     0,   (),   "int32",  "int16"),
+    (1,    4,        63,   1,   "uint32",             4096,  520, (1,), "int8",   "int8"),
+    (4,    4194305,  1,    1,   "int8",               4,     467, (1,), "uint32", "uint16"),
+    (100,  328,      4,    1,   "float16",            6,     6,   (),   "int16",  "int32"),
+    (2,    24,       1,    640, "int16",              2049,  520, (),   "int8",   "uint32"),
+    (2048, 33,       3,    128, "bool",               0,     0,   (1,), "int16",  "int32"),
+    (1,    32769,    4,    2,   "float32",            1,     6,   (),   "int8",   "uint32"),
+    (128,  513,      64,   1,   "float8_e8m0fnu",     0,     520, (1,), "uint16", "uint8"),
+    (820,  3,        1,    640, "float32",            261,   261, (1,), "int16",  "uint16"),
+    (1639, 1,        16,   80,  "uint8",              2049,  167, (),   "int32",  "int32"),
+    (128,  1,        64,   256, "int16",              10,    0,   (1,), "uint32", "uint8"),
+    (2,    8388609,  1,    1,   "bool",               2049,  322, (),   "int8",   "int32"),
+    (1,    1,        3,    256, "float8_e5m2",        3,     8,   (1,), "uint32", "uint16"),
+    (255,  5,        72,   127, "float8_e4m3",        255,   255, (1,), "uint8",  "uint16"),
+    (512,  32769,    1,    1,   "float8_e4m3fnuz",    512,   520, (1,), "uint16", "int8"),
+    (8,    4097,     3,    2,   "int32",              0,     4,   (1,), "int32",  "uint8"),
+    (1,    5,        1,    2,   "bool",               1,     0,   (),   "uint32", "uint32"),
+    (300,  1,        1,    80,  "uint32",             532,   532, (),   "uint32", "uint8"),
+    (7,    300,      3,    128, "float8_e5m2",        4096,  305, (1,), "int16",  "int32"),
+    (8,    1,        3,    256, "bfloat16",           4,     5,   (),   "uint8",  "uint16"),
+    (1,    16777217, 1,    1,   "float8_e8m0fnu",     2,     2,   (),   "int8",   "int32"),
+    (1,    1,        7,    1,   "float8_e4m3fn",      6,     0,   (),   "uint16", "int16"),
+    (33,   993,      1,    1,   "int32",              32,    2,   (),   "uint32", "int8"),
+    (256,  65537,    1,    1,   "float8_e8m0fnu",     0,     0,   (),   "int32",  "uint16"),
+    (205,  1,        16,   640, "float8_e5m2fnuz",    205,   3,   (1,), "uint8",  "int8"),
+    (16,   1,        7,    2,   "float8_e3m4",        1,     1,   (1,), "uint32", "int16"),
+    (64,   2,        4,    1,   "float8_e4m3b11fnuz", 171,   8,   (),   "int8",   "int16"),
+    (1,    1,        3,    8,   "float8_e4m3fn",      2,     520, (),   "uint32", "int16"),
+    (3,    5592406,  1,    1,   "float8_e4m3fnuz",    1,     74,  (1,), "int8",   "uint8"),
+    (1,    24,       2,    2,   "bool",               1,     1,   (),   "int8",   "uint8"),
 )))
+"""The pool: ``covering.construct()``'s output, written out so it reads as a table (a test
+checks that they are equal). Every pair of classes of two dimensions (``classes``) the pool
+can afford is in some shape; every dtype of ``DTYPES`` and ``INDEX_DTYPES`` is in one."""
 # fmt: on
 
 
 # The TPU interpreter pays for every grid step of 8 columns, launched or idle (about 0.1 s a
-# step on a loaded 2-core machine): ``MANY_COLUMNS`` costs an interpreted kernel seconds
-# an example. Tests of the interpreted kernel draw from these shapes instead.
+# step on a loaded 2-core machine): a shape of hundreds of columns costs an interpreted kernel
+# seconds an example. Tests of the interpreted kernel draw from these shapes instead.
 INTERPRETER_MAX_COLUMNS = 64
 AFFORDABLE_WHEN_INTERPRETED: tuple[Bucket, ...] = tuple(
     b for b in BUCKETS if b.num_slices <= INTERPRETER_MAX_COLUMNS
 )
-
-
-def _having(field: str, value: object) -> Callable[[Bucket], bool]:
-    """The test that a shape's ``field`` is ``value``."""
-    return lambda bucket: getattr(bucket, field) == value
-
-
-def _power_of_two(value: int) -> bool:
-    return value > 0 and value & (value - 1) == 0
-
-
-# The edge classes of each dimension, each a test on a shape; every one holds for some shape
-# in ``BUCKETS`` (tests/unit/test_strategies.py checks it, and that each ci run reaches them).
-EDGE_CLASSES: dict[str, Callable[[Bucket], bool]] = {
-    "page size 1": lambda b: b.page_size == 1,
-    "page size a power of two": lambda b: b.page_size > 1 and _power_of_two(b.page_size),
-    "page size not a power of two": lambda b: not _power_of_two(b.page_size),
-    "page size over 256": lambda b: 256 < b.page_size < 1024,
-    "page size 1024": lambda b: b.page_size >= 1024,
-    "one-page cache": lambda b: b.num_pages == 1,
-    "cache past 2^15 rows": lambda b: 2**15 < b.cache_rows <= 2**16,
-    "cache past 2^16 rows": lambda b: b.cache_rows > 2**16,
-    "cache past 2^24 rows": lambda b: b.cache_rows > 2**24,
-    "one head": lambda b: b.heads == 1,
-    "odd heads above 1": lambda b: b.heads > 1 and b.heads % 2 == 1,
-    "64 heads": lambda b: b.heads >= 64,
-    "head_dim 1": lambda b: b.head_dim == 1,
-    **{f"head_dim {w}": _having("head_dim", w) for w in (80, 96, 128, 192, 320, 512)},
-    "no columns": lambda b: b.num_slices == 0,
-    "over 8 columns": lambda b: b.num_slices > 8,
-    "over 256 columns": lambda b: b.num_slices > 256,
-    "no new tokens": lambda b: b.num_tokens == 0,
-    "thousands of new tokens": lambda b: b.num_tokens > 2048,
-    "count of shape [1]": lambda b: b.count_shape == (1,),
-    "count of shape []": lambda b: b.count_shape == (),
-    **{f"dtype {name}": _having("dtype", name) for name in POOL_DTYPES},
-}

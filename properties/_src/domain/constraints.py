@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from properties._src.domain.buckets import BUCKETS, Bucket
 
 # Each dimension a constraint can name, as the ``Bucket`` field that holds it.
@@ -23,8 +25,12 @@ DIMENSIONS = {
 }
 
 # Memory bounds on a drawn shape: the cache, and one page (the kernel's VMEM scratch holds 8).
+# Pages may pass 2 MiB, where kernels that size VMEM by a 16 MiB budget run out of slots.
 MAX_CACHE_BYTES = 2**27
-MAX_PAGE_BYTES = 2**21
+MAX_PAGE_BYTES = 2**22
+# The rest of the domain a shape is drawn from (``shapes.any_bucket``).
+MAX_HEADS, MAX_HEAD_DIM, MAX_PAGE_SIZE, MAX_TOKENS, MAX_COLUMNS = 72, 640, 2048, 5000, 1100
+MAX_TOKEN_BYTES = 2**23
 
 
 @dataclass(frozen=True)
@@ -89,16 +95,33 @@ def within_memory(bucket: Bucket) -> bool:
     return page_bytes <= MAX_PAGE_BYTES and page_bytes * bucket.num_pages <= MAX_CACHE_BYTES
 
 
+def in_domain(bucket: Bucket) -> bool:
+    """Whether ``shapes.any_bucket`` can draw ``bucket`` (constraints aside): within the memory
+    bounds and each ``MAX_*``, with a slice table whose dtype holds a page's length."""
+    return (
+        within_memory(bucket)
+        and bucket.page_size <= min(MAX_PAGE_SIZE, np.iinfo(bucket.table_dtype).max)
+        and bucket.heads <= MAX_HEADS
+        and bucket.head_dim <= MAX_HEAD_DIM
+        and bucket.num_tokens <= MAX_TOKENS
+        and bucket.num_tokens * bucket.row_bytes <= MAX_TOKEN_BYTES
+        and bucket.num_slices <= MAX_COLUMNS
+    )
+
+
 def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
     """Each bucket with every constrained dimension rounded up to a multiple of its divisor,
     in order, without repeats, leaving out those the rounding takes past the memory bounds
-    (so the pool keeps its edge classes wherever the constraints allow them); ``ValueError``
-    if none is left."""
+    (so the pool keeps its classes wherever the constraints allow them), with an int32 slice
+    table where the rounded page's length outgrows a narrower one; ``ValueError`` if none is
+    left."""
     fitted = []
     for bucket in buckets:
         while not admitted(bucket, constraints):  # rises to a common multiple
             for constraint in constraints:
                 bucket = constraint.fit(bucket)
+        if bucket.page_size > np.iinfo(bucket.table_dtype).max:  # a page's length must fit
+            bucket = replace(bucket, table_dtype="int32")
         if within_memory(bucket):
             fitted.append(bucket)
     if not fitted:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import overload
 
+import numpy as np
 from hypothesis import settings
 from hypothesis import strategies as st
 
@@ -20,25 +21,35 @@ from properties._src.calling.implementations import Implementation, seen_interpr
 from properties._src.domain.buckets import (
     BUCKETS,
     DTYPES,
+    INDEX_DTYPES,
     INTERPRETER_MAX_COLUMNS,
     Bucket,
 )
-from properties._src.domain.constraints import MAX_CACHE_BYTES, MAX_PAGE_BYTES, Constraint, fitting
+from properties._src.domain.constraints import (
+    MAX_CACHE_BYTES,
+    MAX_COLUMNS,
+    MAX_HEAD_DIM,
+    MAX_HEADS,
+    MAX_PAGE_BYTES,
+    MAX_PAGE_SIZE,
+    MAX_TOKEN_BYTES,
+    MAX_TOKENS,
+    Constraint,
+    fitting,
+)
 
 Shapes = tuple[Bucket, ...] | st.SearchStrategy[Bucket]
 
 FREE_PROFILES = ("thorough",)  # the profiles that draw shapes beyond the pool
 
-# The domain drawn freely, with the values each dimension's edge classes start from.
-MAX_HEADS, MAX_HEAD_DIM, MAX_PAGE_SIZE, MAX_TOKENS, MAX_COLUMNS = 72, 640, 2048, 5000, 320
-MAX_TOKEN_BYTES = 2**23
+# The values each dimension's edge classes start from, in the domain drawn freely.
 USUAL_PAGES = 256  # more pages than this only at the row-count edges below
 EDGES = {
     "heads": (1, 2, 3, 64, 65),
     "head_dim": (1, 80, 96, 128, 192, 320, 512),
     "page_size": (1, 2, 3, 256, 1000, 1024),
     "tokens": (0, 1, 2049, 4096),
-    "columns": (0, 1, 8, 9, 256, 257, 300),
+    "columns": (0, 1, 8, 9, 256, 257, 300, 512, 513, 1030),
 }
 # Row counts where narrow index arithmetic breaks (int16, uint16, float32): caches just past
 # them are drawn often, and so are slices starting in the pages that hold them.
@@ -83,7 +94,11 @@ def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
     tokens = dimension("tokens", 0, min(MAX_TOKENS, MAX_TOKEN_BYTES // row_bytes), EDGES["tokens"])
     columns = dimension("columns", 0, MAX_COLUMNS, EDGES["columns"])
     count_shape = draw(st.sampled_from([(1,), ()]))
-    return Bucket(page_size, pages, heads, head_dim, dtype, tokens, columns, count_shape)
+    table = draw(st.sampled_from([t for t in INDEX_DTYPES if page_size <= np.iinfo(t).max]))
+    count = draw(st.sampled_from(INDEX_DTYPES))
+    return Bucket(
+        page_size, pages, heads, head_dim, dtype, tokens, columns, count_shape, table, count
+    )
 
 
 def shape_space(
@@ -149,6 +164,6 @@ def affordable(implementation: Implementation, columns: int) -> bool:
     """Whether ``implementation`` can afford an update of ``columns`` columns: any number,
     unless it has been seen running a kernel in the TPU interpreter, which pays for every grid
     step; then at most ``INTERPRETER_MAX_COLUMNS``. A property case checks the pool's shapes in
-    order and skips those it cannot afford, so by ``buckets.MANY_COLUMNS`` (after affordable
-    shapes in the pool, as a test checks) it knows."""
+    order and skips those it cannot afford; the first (``buckets.SHRINK_TARGET``) is
+    affordable, as a test checks, so by any other it knows."""
     return columns <= INTERPRETER_MAX_COLUMNS or not seen_interpreted(implementation)

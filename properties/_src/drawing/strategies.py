@@ -14,6 +14,8 @@ Everything shrinks towards the first bucket, few columns, zero gaps and zero pad
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax.numpy as jnp
 import numpy as np
 from hypothesis import strategies as st
@@ -22,6 +24,7 @@ from kvcache._arguments import cdiv
 from kvcache.slot_mapping import request_slices
 from oracle.contract import Tier, Update
 from properties._src.domain.buckets import Bucket
+from properties._src.domain.classes import count_max, table_max
 from properties._src.drawing.shapes import (
     ROW_COUNTS_PAST,
     Shapes,
@@ -30,7 +33,6 @@ from properties._src.drawing.shapes import (
     shape_space,
 )
 
-INT32_RANGE = (-(2**31), 2**31 - 1)
 HYPOTHESIS_CHOICES = 96  # per layout; the rest come from a generator Hypothesis seeds
 
 
@@ -151,20 +153,33 @@ def general_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int
 
 
 def padding_column(choose: Choices, bucket: Bucket) -> tuple[int, int, int]:
-    """What a column past ``n`` may hold: zeros, a plausible slice, or any int32."""
+    """What a column past ``n`` may hold: zeros, a plausible slice, or any value of the slice
+    table's dtype."""
     kind = choose.integer(0, 2)
+    top = table_max(bucket)
     if kind == 0:
         return (0, 0, 0)
     if kind == 1:
         return (
-            choose.integer(0, bucket.cache_rows - 1),
-            choose.integer(0, max(bucket.num_tokens - 1, 0)),
+            choose.integer(0, min(bucket.cache_rows - 1, top)),
+            choose.integer(0, min(max(bucket.num_tokens - 1, 0), top)),
             choose.integer(1, bucket.page_size),
         )
-    return (
-        choose.integer(*INT32_RANGE),
-        choose.integer(*INT32_RANGE),
-        choose.integer(*INT32_RANGE),
+    limits = np.iinfo(bucket.table_dtype)
+    return tuple(choose.integer(int(limits.min), int(limits.max)) for _ in range(3))
+
+
+def addressable(bucket: Bucket) -> Bucket:
+    """The part of ``bucket`` a layout can use when its values must fit the slice table's and
+    the count's dtypes: the whole pages and the tokens up to one past the table's largest
+    value (so a slice can end there, where arithmetic in the table's dtype wraps), and as many
+    real columns as the count's dtype holds. Rows past it must stay as they are."""
+    reach = table_max(bucket) + 1
+    return replace(
+        bucket,
+        num_pages=min(bucket.num_pages, reach // bucket.page_size),
+        num_tokens=min(bucket.num_tokens, reach),
+        num_slices=min(bucket.num_slices, count_max(bucket)),
     )
 
 
@@ -219,7 +234,8 @@ def contents(draw, shape: tuple[int, ...], dtype: np.dtype, sign: int) -> np.nda
     kind = draw(st.sampled_from(["row-ids", "random-bits", "special-values"]))
     if kind == "row-ids":  # row r holds sign * (r + 1), so a misplaced row is easy to spot
         ids = sign * (np.arange(shape[0], dtype=np.int64) + 1)
-        return np.broadcast_to(ids.reshape(-1, 1, 1), shape).astype(dtype)
+        with np.errstate(over="ignore"):  # ids past a narrow float's range become infinities
+            return np.broadcast_to(ids.reshape(-1, 1, 1), shape).astype(dtype)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     array = random_bits(rng, shape, dtype)
     if kind == "special-values":
@@ -235,10 +251,12 @@ def slice_indices_for(draw, bucket: Bucket, tier: Tier) -> tuple[np.ndarray, int
     general tier also anything it allows), then garbage padding columns."""
     choose = Choices(draw)
     general = tier == Tier.GENERAL and choose.boolean()
-    columns = (general_columns if general else serving_columns)(choose, bucket)
+    columns = (general_columns if general else serving_columns)(choose, addressable(bucket))
+    top = table_max(bucket)  # an empty slice may start one past the rows it can use
+    columns = [(min(d, top), min(s, top), ln) if ln == 0 else (d, s, ln) for d, s, ln in columns]
     padding = [padding_column(choose, bucket) for _ in range(bucket.num_slices - len(columns))]
-    indices = np.array(columns + padding, dtype=np.int64).reshape(-1, 3).T.astype(np.int32)
-    return indices, len(columns)
+    indices = np.array(columns + padding, dtype=np.int64).reshape(-1, 3).T
+    return indices.astype(bucket.table_dtype), len(columns)
 
 
 @st.composite
@@ -258,6 +276,6 @@ def updates(draw, tier: Tier = Tier.GENERAL, buckets: Shapes | None = None) -> U
         kv_cache_pages=draw(
             contents((bucket.cache_rows, bucket.heads, bucket.head_dim), dtype, -1)
         ),
-        total_update_slices=np.full(bucket.count_shape, n, dtype=np.int32),
+        total_update_slices=np.full(bucket.count_shape, n, dtype=bucket.count_dtype),
         page_size=bucket.page_size,
     )

@@ -8,14 +8,32 @@ from collections.abc import Sequence
 
 from properties._src.calling.implementations import CALLING_MODES
 from properties._src.cases.catalog import CASES, MESH_CASES, MESH_PROPERTIES, PROPERTIES
-from properties._src.domain.buckets import BUCKETS, DTYPES, MANY_COLUMNS, SHRINK_TARGET, Bucket
+from properties._src.domain.buckets import (
+    BUCKETS,
+    DTYPES,
+    INDEX_DTYPES,
+    INTERPRETER_MAX_COLUMNS,
+    SHRINK_TARGET,
+    Bucket,
+)
 from properties._src.drawing.shapes import FREE_PROFILES
 from properties._src.judging.diagnosis import CODES
 from properties._src.reporting.results import STATUSES
 from properties._src.running.api import TIERS
 from properties._src.running.profiles import PROFILES
 
-SHAPE_HEADER = ("page_size", "pages", "heads", "head_dim", "dtype", "tokens", "columns", "count")
+SHAPE_HEADER = (
+    "page_size",
+    "pages",
+    "heads",
+    "head_dim",
+    "dtype",
+    "tokens",
+    "columns",
+    "count",
+    "table dtype",
+    "count dtype",
+)
 
 
 def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -30,7 +48,7 @@ def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
 def _shape_note(bucket: Bucket) -> str:
     if bucket == SHRINK_TARGET:
         return "counterexamples shrink here; the serving loop's shape"
-    if bucket == MANY_COLUMNS:
+    if bucket.num_slices > INTERPRETER_MAX_COLUMNS:
         return "skipped for a kernel run in the TPU interpreter"
     return ""
 
@@ -49,6 +67,8 @@ def listing() -> str:
             str(b.num_tokens),
             str(b.num_slices),
             str(list(b.count_shape)),
+            b.table_dtype,
+            b.count_dtype,
             _shape_note(b),
         )
         for b in BUCKETS
@@ -71,6 +91,7 @@ def listing() -> str:
             "shapes (the pool, fitted to any --constraint):",
             *_columns([(*SHAPE_HEADER, ""), *shapes]),
             "dtypes: " + ", ".join(DTYPES),
+            "slice-table and count dtypes: " + ", ".join(INDEX_DTYPES),
             "calling modes: " + ", ".join(f"{n} ({m.phrase})" for n, m in CALLING_MODES.items()),
             "statuses: " + ", ".join(STATUSES),
             "diagnoses: " + ", ".join(CODES),
