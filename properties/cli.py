@@ -27,6 +27,7 @@ from properties._src.cases.run_config import DEFAULT_SHRINK_SECONDS
 from properties._src.domain.constraints import in_force
 from properties._src.judging import comparison
 from properties._src.judging.comparison import COMPARISONS
+from properties._src.reporting.coverage_report import coverage_table, gap_lines
 from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running import profiles
@@ -173,6 +174,12 @@ def _parser() -> argparse.ArgumentParser:
         "statuses and diagnoses, and exit without checking anything",
     )
     parser.add_argument(
+        "--coverage",
+        action="store_true",
+        help="print, under the report, how many examples reached each class of shapes "
+        "(dimensions and relations, docs/shapes-and-dtypes.md)",
+    )
+    parser.add_argument(
         "--quiet",
         action="store_true",
         help="no progress and no counterexamples: the table and the verdict alone",
@@ -286,13 +293,20 @@ def _table(results: list[CheckResult]) -> str:
     )
 
 
-def _report(implementations: list[CheckResult], *, quiet: bool) -> list[CaseResult]:
-    """Print the table and each counterexample; return the results that did not pass."""
+def _report(
+    implementations: list[CheckResult], *, quiet: bool, coverage: bool = False
+) -> list[CaseResult]:
+    """Print the table, the classes of shapes no example reached, each counterexample and
+    (with ``coverage``) the coverage table; return the results that did not pass."""
     print(_table(implementations))
+    for line in gap_lines(implementations):
+        print(line)
     bad = [(i.name, r) for i in implementations for r in i.not_passed]
     for name, r in [] if quiet else bad:
         print(f"\n{r.heading(name)}")
         print(r.counterexample)
+    if coverage:
+        print(f"\n{coverage_table(implementations)}")
     return [r for _, r in bad]
 
 
@@ -335,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.clear()
     if not args.quiet:
         print()
-    bad = _report(results.implementations(), quiet=args.quiet)
+    bad = _report(results.implementations(), quiet=args.quiet, coverage=args.coverage)
     done = progress.finished
     verdict = f"{len(bad)} of {done} checks did not pass" if bad else f"all {done} checks passed"
     if incomplete := sum(r.status == "incomplete" for r in bad):

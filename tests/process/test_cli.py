@@ -19,6 +19,7 @@ from properties._src.cases.property_case import examples_per_shape
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, DTYPES
+from properties._src.domain.classes import every_label
 from properties._src.drawing.strategies import special_values
 from properties._src.judging import comparison
 from properties._src.judging.steps import Failure
@@ -77,6 +78,7 @@ def test_json_has_one_entry_per_implementation_in_order_and_the_documented_field
                 "counterexample",
                 "diagnosis",
                 "shrink_stopped",
+                "coverage",
             ]
             assert r["tier"] in {"general", "serving"} and r["status"] in STATUSES
             assert isinstance(r["examples"], int) and r["examples"] >= 1
@@ -84,6 +86,8 @@ def test_json_has_one_entry_per_implementation_in_order_and_the_documented_field
             assert (r["counterexample"] is None) == (r["status"] == "passed")
             assert (r["diagnosis"] == []) == (r["status"] == "passed")
             assert r["shrink_stopped"] is False  # within the default --shrink-seconds
+            assert list(r["coverage"]) == list(every_label())  # examples reaching each class
+            assert max(r["coverage"].values()) <= r["examples"]
 
 
 def test_seed_fallback_is_rejected_with_a_slice_in_the_last_page_at_an_offset(tmp_path, capsys):

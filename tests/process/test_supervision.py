@@ -271,6 +271,8 @@ def test_a_result_crosses_the_process_boundary_as_itself_and_the_json_keeps_its_
         ("seconds", 0.5),
         ("counterexample", "why"),
         ("diagnosis", ["values", "untouched-row"]),
+        ("shrink_stopped", False),
+        ("coverage", {}),
     ]
 
 

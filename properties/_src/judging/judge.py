@@ -27,6 +27,7 @@ from properties._src.calling.implementations import Implementation
 from properties._src.judging.attribution import attribute
 from properties._src.judging.checks import MATCHES_ORACLE, Property
 from properties._src.judging.comparison import VALUE_EQUAL, by_value
+from properties._src.judging.coverage import note
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, explain, single
 from properties._src.judging.steps import (
     Failure,
@@ -81,6 +82,7 @@ def judged_once(
     finding; a ``None`` property judges only a raise (a metamorphic relation compares the
     results itself). One call serves every property: a property case's tier judges its three
     properties on it."""
+    note(step.update)
     try:
         actual = watched_call(implementation, step, mesh)
     except Exception as error:

@@ -8,7 +8,7 @@ all read typed results. ``to_dict`` is the ``--json`` report's shape, field for 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # A case's verdict. ``check`` gives "passed", "failed", "error" and "incomplete" (its search
@@ -24,7 +24,9 @@ class CaseResult:
     (or the error, or for ``incomplete`` what the search tried) for any status but ``passed``;
     ``diagnosis`` names what kind of failure it is (``diagnosis.CODES``; empty when passed);
     ``shrink_stopped`` says the counterexample's shrink stopped at its budget
-    (``shrink_seconds``), so it is the smallest found by then."""
+    (``shrink_seconds``), so it is the smallest found by then; ``coverage`` how many examples
+    reached each class of shapes (``judging.coverage``; empty when nothing was counted, as
+    for a crash)."""
 
     property: str
     tier: str
@@ -34,6 +36,7 @@ class CaseResult:
     counterexample: str | None
     diagnosis: tuple[str, ...] = ()
     shrink_stopped: bool = False
+    coverage: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Its fields in order, the diagnosis as a list: one result of the JSON report."""
@@ -45,9 +48,10 @@ class CaseResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseResult:
-        """The result ``to_dict`` gave (``diagnosis`` and ``shrink_stopped`` may be left out:
-        none, false)."""
-        return cls(**{**data, "diagnosis": tuple(data.get("diagnosis", ()))})
+        """The result ``to_dict`` gave (``diagnosis``, ``shrink_stopped`` and ``coverage`` may
+        be left out: none, false, none)."""
+        diagnosis, coverage = tuple(data.get("diagnosis", ())), dict(data.get("coverage", {}))
+        return cls(**{**data, "diagnosis": diagnosis, "coverage": coverage})
 
     def heading(self, name: str) -> str:
         """The line above its counterexample: implementation, property, tier, status."""

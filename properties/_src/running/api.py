@@ -156,6 +156,7 @@ def check(
                 counterexample=text,
                 diagnosis=outcome.diagnosis.codes,
                 shrink_stopped=outcome.shrink_stopped,
+                coverage=outcome.coverage,
             )
         )
     return CheckResult(chosen.name, tuple(results))

@@ -53,6 +53,7 @@ from properties._src.cases.catalog import Case, Unit
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig, Search
 from properties._src.domain.buckets import Bucket
+from properties._src.judging.coverage import Tally, reached
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
 from properties._src.judging.judge import judged_once
 from properties._src.judging.steps import (
@@ -86,6 +87,7 @@ class Outcome:
     replay: str | None = None
     shrink_stopped: bool = False  # the failure's shrink stopped at config.shrink_seconds
     notes: tuple[str, ...] = ()  # for the report: where a budget ran out
+    coverage: dict[str, int] = dataclasses.field(default_factory=dict)  # examples per class
 
 
 @dataclass
@@ -98,6 +100,7 @@ class _Verdict:
     soft: list[Failure] = dataclasses.field(default_factory=list)
     seconds: float | None = None  # since the unit started, once its verdict is known
     shrink_stopped: bool = False  # its failure's shrink stopped at config.shrink_seconds
+    tally: Tally = dataclasses.field(default_factory=Tally)  # the classes its examples reached
 
 
 class _Search:
@@ -118,14 +121,25 @@ class _Search:
         self.raised: dict[int, Failure] = {}  # the findings of the last call that raised
         self.recent: deque[Any] = deque(maxlen=KEPT_EXAMPLES)
         self.names = {id(r.update): r.name for r in REGRESSIONS}
+        self.example: tuple[set[int], set[str]] = (set(), set())  # its cases and classes
 
     def observe(self, example: Any) -> None:
+        self.count_example()
         if self.searching:
             self.clock.spend()
             if not self.promote_soft:
                 for index in self.targets:
                     self.verdicts[index].examples += 1
+                self.example = (set(self.targets), set())
         self.recent.append(example)
+
+    def count_example(self) -> None:
+        """Count the classes the last example's calls reached for the cases it was tried for
+        (its calls are judged after it is observed, a sequence's one by one)."""
+        cases, reached = self.example
+        for index in cases:
+            self.verdicts[index].tally.add(reached)
+        self.example = (set(), set())
 
     def judge(self, step: Step, prop: Judged, before: Sequence[Step] = ()) -> np.ndarray:
         """Judge one call by each target's property: soft findings are kept (unless
@@ -135,6 +149,7 @@ class _Search:
         if self.searching:
             self.clock.spend()
             self.shapes.add(Bucket.of(step.update))
+            self.example[1].update(reached(step.update))
         props = [p for p in judged_by(prop) if self.unit.owner(p and p.name) in self.targets]
         actual, failures = judged_once(
             self.implementation, props, step, self.config.compare, self.config.mesh
@@ -204,10 +219,16 @@ class _Search:
         the smallest example failing any target, and replays it last); the same search runs
         again for the targets left, then the next search for those that passed it."""
         for search in searches:
-            counted = [verdict.examples for verdict in self.verdicts]
+            self.count_example()
+            counted = [(v.examples, v.tally.copy()) for v in self.verdicts]
             while self.targets and not self.spent:
+                self.count_example()
                 for index in self.targets:  # run again, it draws the same examples first:
-                    self.verdicts[index].examples = counted[index]  # each counted once
+                    examples, tally = counted[index]  # each counted once
+                    self.verdicts[index].examples, self.verdicts[index].tally = (
+                        examples,
+                        tally.copy(),
+                    )
                 error = self.run(search, seed)
                 if error is None:
                     break
@@ -312,10 +333,13 @@ def run_together(
         }
         searching.promote_soft = True
         searching.settle(searches, seed)
+    searching.count_example()
     seconds = time.perf_counter() - searching.start
     replay = _replay(settings_, seed)
     return tuple(
-        _outcome(searching, case, verdict, seconds, replay)
+        dataclasses.replace(
+            _outcome(searching, case, verdict, seconds, replay), coverage=verdict.tally.coverage()
+        )
         for case, verdict in zip(unit.cases, verdicts, strict=True)
     )
 
