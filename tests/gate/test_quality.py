@@ -15,7 +15,7 @@ from properties._src.drawing.shapes import shape_space
 from properties._src.running.api import all_constraints
 from properties._src.running.profiles import PROFILES
 from properties._src.running.runner import Outcome, run
-from properties.known_bad import KNOWN_BAD, MUTANTS, SHARDED
+from properties.known_bad import KNOWN_BAD, MUTANTS, REACH, SHARDED
 
 # The ci budget and seed; a verdict needs no shrinking.
 GATE = settings(PROFILES["ci"], phases=(Phase.generate,))
@@ -31,14 +31,22 @@ def in_gate_order(on_mesh: bool) -> tuple[Case, ...]:
 
 
 def outcomes(
-    spec: str, *, explicit_examples: bool, stop_at_failure: bool, mesh: MeshShape | None = None
+    spec: str,
+    *,
+    explicit_examples: bool,
+    stop_at_failure: bool,
+    mesh: MeshShape | None = None,
+    only: str | None = None,
 ) -> list[Outcome]:
-    """Every (property, tier) for ``spec`` in turn, stopping at the first rejection if asked;
-    with a ``mesh``, every update on it and its cases too."""
+    """Every (property, tier) for ``spec`` in turn (``only``: the case of that id alone),
+    stopping at the first rejection if asked; with a ``mesh``, every update on it and its
+    cases too."""
     implementation, found = load(spec), []
     device_mesh = mesh.build() if mesh else None
     buckets = shape_space(all_constraints((), mesh))
     for case in in_gate_order(mesh is not None):
+        if only is not None and case.id != only:
+            continue
         found.append(
             run(
                 implementation,
@@ -65,6 +73,21 @@ def test_ci_profile_rejects_the_mutant_by_search(spec):
     assert last.failure is not None and last.failure.message
 
 
+@pytest.mark.parametrize(("spec", "case_id"), REACH.items())
+def test_ci_profile_rejects_what_the_old_pool_missed_by_search(spec, case_id):
+    """Each mutant of ``known_bad.reach`` breaks only where the old pool never drew (issue
+    21); it dies under ``ci`` by search in the case ``REACH`` names, the cheapest that kills
+    it, run alone: ahead of it in the catalog are cases that pass it (a sequence-only bug
+    would pay for every property case first). Those a property or metamorphic case kills take
+    20 to 45 s on a loaded 2-core machine: the case compiles each pool shape it draws until it
+    reaches one of the mutant's class (an E4M3 format other than e4m3fn, a narrow table, over
+    512 columns, a page past 2 MiB); the serving loop kills the sequence-only ones in a second
+    or two."""
+    (outcome,) = outcomes(spec, explicit_examples=False, stop_at_failure=True, only=case_id)
+    assert outcome.status == "failed", f"{spec} survived {case_id}"
+    assert outcome.failure is not None and outcome.failure.message
+
+
 @pytest.mark.parametrize("spec", SHARDED)
 def test_ci_profile_on_a_mesh_rejects_the_sharded_mutant_by_search(spec):
     """On 8 virtual devices; a mutant whose values are right (``gathers_the_cache``) is rejected
@@ -85,9 +108,10 @@ def test_the_sharded_mutants_match_the_oracle_on_one_device(spec):
 
 
 def test_mutants_are_many_and_distinct():
-    functions = [load(spec).function for spec in MUTANTS]
-    assert len(MUTANTS) >= 30
-    assert len({id(f) for f in functions}) == len(MUTANTS)
+    specs = MUTANTS + tuple(REACH)
+    functions = [load(spec).function for spec in specs]
+    assert len(MUTANTS) >= 30 and len(REACH) >= 7
+    assert len({id(f) for f in functions}) == len(specs)
 
 
 @pytest.mark.parametrize("on_mesh", [False, True])

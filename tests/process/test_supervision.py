@@ -21,6 +21,7 @@ import pytest
 
 from kvcache import kv_cache_update_jax
 from properties._src.cases.catalog import units
+from properties._src.domain.buckets import BUCKETS
 from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
 from properties._src.running.api import STATUSES, cases_on
@@ -156,7 +157,8 @@ def test_the_crash_counterexample_is_the_update_in_flight_not_an_earlier_one():
             results.append(result)
 
     spec = f"{__name__}:{crashes_from_two_columns.__name__}"
-    options = {"profile": "ci", "max_examples": 20}
+    # Three examples a pool shape: each shape's first is its simplest (a column at most).
+    options = {"profile": "ci", "max_examples": 3 * len(BUCKETS)}
     supervise([spec], cases_on("general")[:1], Recorder(), options=options, timeout=60)
     [result] = results
     assert result.status == "crashed" and result.counterexample, result.counterexample

@@ -246,9 +246,8 @@ def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
     every example passes) and checks what it drew: every pool shape, so every class of every
     dimension and relation and every pair of classes the pool covers (all but those left to
     ``thorough`` or no shape can have), every feature in ``CI_FEATURES``, and nothing outside
-    its case's tier. It is as long as a ``ci``
-    run of every case (over a minute): what it checks is the drawing, Python code, so it is
-    marked ``process`` and runs on one Python."""
+    its case's tier. It is as long as a ``ci`` run of every case (over a minute): what it checks
+    is the drawing, Python code, so it is marked ``process`` and runs on one Python."""
     shapes: set[Bucket] = set()
     features: set[str] = set()
     invalid: list[str] = []

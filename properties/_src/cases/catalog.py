@@ -106,7 +106,9 @@ class Unit:
 
     def owner(self, prop: str | None) -> int:
         """The index of the case a finding of property ``prop`` belongs to."""
-        return 0 if len(self.cases) == 1 else [c.name for c in self.cases].index(prop)
+        if len(self.cases) == 1:
+            return 0
+        return next(i for i, case in enumerate(self.cases) if case.name == prop)
 
     def searches(self, implementation: Implementation, config: RunConfig) -> tuple[Search, ...]:
         """The unit's Hypothesis searches, in order (a property case's examples and seed

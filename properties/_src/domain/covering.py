@@ -93,16 +93,18 @@ def targets_of(bucket: Bucket) -> list[Target]:
     found = [d.classes.index(d.of(bucket)) for d in EVERY_DIMENSION]
     paired = [i for i, d in enumerate(EVERY_DIMENSION) if d.paired]
     writes = bucket.num_tokens > 0 and bucket.num_slices > 0
-    singles = [(i, found[i]) for i, d in enumerate(EVERY_DIMENSION) if writes and not d.paired]
-    pairs = [(i, found[i], j, found[j]) for i, j in itertools.combinations(paired, 2)]
+    singles: list[Target] = [
+        (i, found[i]) for i, d in enumerate(EVERY_DIMENSION) if writes and not d.paired
+    ]
+    pairs: list[Target] = [(i, found[i], j, found[j]) for i, j in itertools.combinations(paired, 2)]
     return singles + pairs
 
 
 def every_target() -> list[Target]:
     """Every target there is, reachable or not."""
     dims = list(enumerate(EVERY_DIMENSION))
-    singles = [(i, c) for i, d in dims if not d.paired for c in range(len(d.classes))]
-    pairs = [
+    singles: list[Target] = [(i, c) for i, d in dims if not d.paired for c in range(len(d.classes))]
+    pairs: list[Target] = [
         (i, a, j, b)
         for (i, d), (j, e) in itertools.combinations([(i, d) for i, d in dims if d.paired], 2)
         for a in range(len(d.classes))

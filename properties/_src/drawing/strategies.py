@@ -166,7 +166,8 @@ def padding_column(choose: Choices, bucket: Bucket) -> tuple[int, int, int]:
             choose.integer(1, bucket.page_size),
         )
     limits = np.iinfo(bucket.table_dtype)
-    return tuple(choose.integer(int(limits.min), int(limits.max)) for _ in range(3))
+    low, high = int(limits.min), int(limits.max)
+    return (choose.integer(low, high), choose.integer(low, high), choose.integer(low, high))
 
 
 def addressable(bucket: Bucket) -> Bucket:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from hypothesis.control import current_build_context, currently_in_test_context
 from hypothesis.internal.conjecture import engine
@@ -72,11 +73,11 @@ class ShrinkWatch:
 @contextmanager
 def shrinking_within(seconds: float | None) -> Iterator[ShrinkWatch]:
     """Hypothesis's shrinks stop after ``seconds`` (``None``: its own 300) while inside."""
-    watch, statistics = ShrinkWatch(), []
+    watch, statistics = ShrinkWatch(), cast(list[dict[str, Any]], [])
     saved = engine.MAX_SHRINKING_SECONDS
     engine.MAX_SHRINKING_SECONDS = seconds or HYPOTHESIS_SHRINK_SECONDS  # type: ignore[assignment]
     try:
-        with collector.with_value(statistics.append):
+        with collector.with_value(statistics.append):  # type: ignore[arg-type]  # typed as None
             yield watch
     finally:
         engine.MAX_SHRINKING_SECONDS = saved

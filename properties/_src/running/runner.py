@@ -150,7 +150,9 @@ class _Search:
             self.clock.spend()
             self.shapes.add(Bucket.of(step.update))
             self.example[1].update(reached(step.update))
-        props = [p for p in judged_by(prop) if self.unit.owner(p and p.name) in self.targets]
+        props = [
+            p for p in judged_by(prop) if self.unit.owner(p.name if p else None) in self.targets
+        ]
         actual, failures = judged_once(
             self.implementation, props, step, self.config.compare, self.config.mesh
         )
@@ -161,7 +163,7 @@ class _Search:
             failure = dataclasses.replace(
                 failure, example=self.names.get(id(step.update)), before=tuple(before)
             )
-            owner = self.unit.owner(p and p.name)
+            owner = self.unit.owner(p.name if p else None)
             if failure.soft and not self.promote_soft:
                 self.verdicts[owner].soft.append(failure)
             else:
