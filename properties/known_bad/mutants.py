@@ -274,11 +274,11 @@ def nan_canonicalised(
 
 def quiet_nans(array: jnp.ndarray) -> jnp.ndarray:
     """``array`` with the quiet bit set in every NaN, as XLA:CPU in jaxlib 0.10 does to
-    bfloat16 in scatters, pads and selects."""
-    if not jnp.issubdtype(array.dtype, jnp.floating):
+    bfloat16 in scatters, pads and selects. (float8_e8m0fnu has no mantissa, and one NaN.)"""
+    if not jnp.issubdtype(array.dtype, jnp.floating) or jnp.finfo(array.dtype).nmant == 0:
         return array
     unsigned = jnp.dtype(f"uint{8 * array.dtype.itemsize}")
-    quiet_bit = 1 << max(jnp.finfo(array.dtype).nmant - 1, 0)  # float8_e8m0fnu: no mantissa
+    quiet_bit = 1 << (jnp.finfo(array.dtype).nmant - 1)
     raw = lax.bitcast_convert_type(array, unsigned)
     quieted = jnp.where(jnp.isnan(array), raw | jnp.asarray(quiet_bit, unsigned), raw)
     return lax.bitcast_convert_type(quieted, array.dtype)

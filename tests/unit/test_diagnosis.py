@@ -98,18 +98,18 @@ def test_a_nan_difference_never_hides_a_wrong_value():
 
 
 def test_a_nan_only_mutant_fails_by_bits_with_nan_payload_only_and_passes_by_values():
-    drawn = settings(QUICK, max_examples=2 * len(BUCKETS))  # a drawn example after the simplest
-    by_bits = run(
-        mutant("nan_quieted_everywhere"),
-        CASES[0],
-        RunConfig(settings=drawn, explicit_examples=False),
-    )
+    """On the pool's small float shapes: a NaN-payload finding alone is searched past (soft) and
+    then shrunk, so every example of a big shape would be paid twice."""
+    small_floats = tuple(
+        b for b in BUCKETS if b.dtype in ("float32", "float16") and b.cache_rows <= 4096
+    )[:3]
+    config = RunConfig(settings=QUICK, explicit_examples=False, buckets=small_floats)
+    by_bits = run(mutant("nan_quieted_everywhere"), CASES[0], config)
     assert by_bits.status == "failed" and by_bits.diagnosis.codes == ("nan-payload",)
-    assert by_bits.examples <= examples_per_shape(drawn.max_examples, len(BUCKETS)) * len(BUCKETS)
+    share = examples_per_shape(QUICK.max_examples, len(small_floats))
+    assert by_bits.examples <= share * len(small_floats)
     by_values = run(
-        mutant("nan_quieted_everywhere"),
-        CASES[0],
-        RunConfig(settings=drawn, explicit_examples=False, compare="values"),
+        mutant("nan_quieted_everywhere"), CASES[0], dataclasses.replace(config, compare="values")
     )
     assert by_values.status == "passed"
 
