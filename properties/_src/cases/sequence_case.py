@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hypothesis import Phase, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from oracle.contract import Tier
 from properties._src.calling.implementations import Implementation
@@ -50,9 +50,16 @@ def pool(config: RunConfig) -> tuple[Bucket, ...]:
     return shapes if isinstance(shapes, tuple) else fitting(BUCKETS, config.constraints)
 
 
-def budget(config: RunConfig, share: int = 1) -> settings:
+def budget(config: RunConfig, share: int = 1, filters: bool = False) -> settings:
     """The run's settings with ``1/share`` of its examples and no explicit phase: these cases
-    have no explicit examples."""
+    have no explicit examples. ``filters``: the case rejects some of what it draws by design
+    (``assume``), so Hypothesis's check that too much is filtered is not a finding."""
     base = config.settings_or_profile()
     phases = tuple(p for p in base.phases if p != Phase.explicit)
-    return settings(base, max_examples=max(1, base.max_examples // share), phases=phases)
+    suppressed = [*base.suppress_health_check, *([HealthCheck.filter_too_much] if filters else [])]
+    return settings(
+        base,
+        max_examples=max(1, base.max_examples // share),
+        phases=phases,
+        suppress_health_check=suppressed,
+    )
