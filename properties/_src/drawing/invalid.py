@@ -165,7 +165,12 @@ def _one_column(draw, u: Update, at_least: int = 1) -> tuple[np.ndarray, int, in
 
 
 def _count(u: Update, n: int) -> np.ndarray:
-    return np.full_like(u.total_update_slices, n)
+    """``n`` as the update's count, in its dtype, or in int32 where that dtype cannot hold it
+    (a count out of range, past a narrow dtype's top or below an unsigned one's 0)."""
+    dtype = u.total_update_slices.dtype
+    info = np.iinfo(dtype)
+    fits = int(info.min) <= n <= int(info.max)
+    return np.full(u.total_update_slices.shape, n, dtype=dtype if fits else np.int32)
 
 
 def _columns(u: Update, idx: np.ndarray, n: int) -> Update:
