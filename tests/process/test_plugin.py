@@ -24,7 +24,9 @@ def update(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *,
     dtype = kv_cache_pages.dtype
     as_bits = dtype if dtype == jnp.bool_ else jnp.dtype(f"uint{8 * dtype.itemsize}")
     tokens = lax.bitcast_convert_type(new_kv_tokens, as_bits)
-    n = jnp.reshape(total_update_slices, ())
+    # int32: the loop's index is weakly typed, so against a uint8 count it would compare as
+    # uint8 and column 256 would pass for column 0.
+    n = jnp.reshape(total_update_slices, ()).astype(jnp.int32)
     rows = jnp.arange(page_size)
 
     def copy_column(column, cache):

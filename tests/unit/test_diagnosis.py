@@ -20,7 +20,7 @@ from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, SHRINK_TARGET
 from properties._src.judging.attribution import JAX_SOURCE
 from properties._src.judging.checks import bits
-from properties._src.judging.diagnosis import explain
+from properties._src.judging.diagnosis import MOST_RANGES, MOST_RUNS, explain, owners
 from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import Step
 from properties._src.reporting.report import render
@@ -265,3 +265,25 @@ def test_soft_findings_from_other_examples_are_not_reported():
         if each.failure is not None and each.failure.actual is not None:
             found = explain(each.failure.update, each.failure.actual).findings
             assert set(each.diagnosis.findings) == set(found), each.case.id
+
+
+def test_a_big_cache_wrong_in_every_other_row_is_told_briefly_and_counts_every_row():
+    """2^20 rows, every other one's old value replaced: each differing row is classified with
+    array operations (one sort of a table, not a loop of a row), and the sentence tells
+    ``MOST_RUNS`` runs and sums up the rest, naming every row by its ranges."""
+    rows = 1 << 20
+    update = dataclasses.replace(
+        PADDING,
+        kv_cache_pages=np.arange(rows, dtype=np.float32).reshape(rows, 1, 1),
+        new_kv_tokens=np.zeros((8, 1, 1), np.float32),
+    )
+    actual = call(load("kvcache:kv_cache_update_jax"), update).copy()
+    actual[1::2] = -1.0
+    untouched = np.flatnonzero(owners(update)[1::2] < 0)
+    diagnosis = explain(update, actual)
+    told = [sentence for code, sentence in diagnosis.findings if code == "untouched-row"]
+    assert len(told) == MOST_RUNS + 1
+    untold = len(untouched) - MOST_RUNS
+    assert told[-1].startswith(f"{untold} more runs, rows ")
+    assert f"and {untold - MOST_RANGES} more in {untold - MOST_RANGES} ranges" in told[-1]
+    assert len(str(diagnosis)) < 2000

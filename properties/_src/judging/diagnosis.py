@@ -17,6 +17,7 @@ implementation's own code) or ``interpreter-fault`` (JAX's TPU interpreter itsel
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,110 +77,154 @@ def single(code: str, sentence: str) -> Diagnosis:
     return Diagnosis(((code, sentence),))
 
 
+MOST_RUNS = 4
+"""Runs of differing rows told one by one, for each code; the rest are summed up in one
+sentence, so a result wrong everywhere in a big cache is explained quickly and briefly."""
+
+MOST_RANGES = 8
+"""Ranges named in a list of rows; the rest are counted."""
+
+
 def ranges(indices) -> str:
-    """``[3, 4, 5, 9]`` as ``"3-5, 9"``."""
-    parts: list[list[int]] = []
-    for i in sorted(int(i) for i in indices):
-        if parts and parts[-1][1] == i - 1:
-            parts[-1][1] = i
-        else:
-            parts.append([i, i])
-    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts)
+    """``[3, 4, 5, 9]`` as ``"3-5, 9"`` (past ``MOST_RANGES`` ranges, the rest are counted)."""
+    rows = np.unique(np.asarray(indices, dtype=np.int64))
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(rows) != 1) + 1))
+    ends = np.append(starts[1:], len(rows)) - 1
+    parts = [(int(rows[a]), int(rows[b])) for a, b in zip(starts[:MOST_RANGES], ends, strict=False)]
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts)
+    if len(starts) > MOST_RANGES:
+        text += f" and {len(rows) - starts[MOST_RANGES]} more in {len(starts) - MOST_RANGES} ranges"
+    return text
 
 
 def _rows_word(indices) -> str:
     return f"row {ranges(indices)}" if len(indices) == 1 else f"rows {ranges(indices)}"
 
 
+# What a differing row holds, as a code per row.
+PADDING, TOKEN, CACHE, EXPECTED, UNKNOWN = range(5)
+
+
 @dataclass(frozen=True)
 class _Holds:
     """What one differing row holds: ``kind`` with a source row ``index`` (for runs)."""
 
-    kind: str  # "padding", "token", "cache", "expected", "unknown"
+    kind: int
     index: int = -1
-    column: int = -1  # the padding column, for "padding"
+    column: int = -1  # the padding column, for PADDING
 
 
-def _row_keys(array: np.ndarray) -> dict[bytes, int]:
-    """Each row's bytes to the first row holding them."""
-    rows = bits(array).reshape(array.shape[0], -1)
-    found: dict[bytes, int] = {}
-    for i, row in enumerate(rows):
-        found.setdefault(row.tobytes(), i)
-    return found
+def _row_values(array: np.ndarray) -> np.ndarray:
+    """Each row's bits as one value, so rows compare, sort and search as wholes: an unsigned
+    integer where a row fits in 8 bytes (sorting those is fast), else raw bytes."""
+    width = math.prod(array.shape[1:]) * array.dtype.itemsize
+    rows = np.ascontiguousarray(bits(array)).view(np.uint8).reshape(array.shape[0], width)
+    if width <= 8:
+        padded = np.zeros((array.shape[0], 8), np.uint8)
+        padded[:, :width] = rows
+        return padded.view(np.uint64).ravel()
+    return rows.view(np.dtype((np.void, width))).ravel()
 
 
-def _padding_sources(update: Update, row: int) -> list[tuple[int, int]]:
-    """``(padding column, new-token row)`` for each in-bounds padding slice covering ``row``."""
-    tokens = update.new_kv_tokens.shape[0]
-    found = []
-    for column in range(update.num_real_slices, update.slice_indices.shape[1]):
-        dst, src, length = (int(v) for v in update.slice_indices[:, column])
-        if 0 <= dst <= row < dst + length and src >= 0 and src + length <= tokens:
-            found.append((column, src + row - dst))
-    return found
+class _FirstRow:
+    """For many rows at once, the first row of an array holding the same bits."""
+
+    def __init__(self, values: np.ndarray):
+        self._sorted, self._first = np.unique(values, return_index=True)
+
+    def __call__(self, queries: np.ndarray) -> np.ndarray:
+        """The first row holding each query's bits, or -1."""
+        if not len(self._sorted):
+            return np.full(len(queries), -1)
+        at = np.minimum(np.searchsorted(self._sorted, queries), len(self._sorted) - 1)
+        return np.where(self._sorted[at] == queries, self._first[at], -1)
 
 
-def _holds(update: Update, actual: np.ndarray, row: int, keys) -> _Holds:
-    got = bits(actual[row]).tobytes()
-    token_bits = bits(update.new_kv_tokens).reshape(update.new_kv_tokens.shape[0], -1)
-    for column, token in _padding_sources(update, row):
-        if token_bits[token].tobytes() == got:
-            return _Holds("padding", token, column)
-    if bits(update.kv_cache_pages[row]).tobytes() == got:
-        return _Holds("cache", row)  # its old value
-    shifted = keys["expected"].get(got)
-    if shifted is not None and abs(shifted - row) < update.page_size:
-        return _Holds("expected", shifted)
-    for kind in ("token", "cache", "expected"):
-        if (index := keys[kind].get(got)) is not None:
-            return _Holds(kind, index)
-    return _Holds("unknown")
+def _what_rows_hold(
+    update: Update, actual: np.ndarray, expected: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of the sorted differing ``rows``: what it holds (a code above), the source row
+    and the padding column. A padding column's slice comes first (the first column whose
+    in-bounds slice would write that token there), then the row's old value, a nearby row of
+    the expected cache (a shift of less than a page), a new token, any input cache row, any
+    expected row."""
+    got = _row_values(actual)[rows]
+    kind = np.full(len(rows), UNKNOWN)
+    index = np.full(len(rows), -1)
+    column = np.full(len(rows), -1)
+    tokens = _row_values(update.new_kv_tokens)
+    dst, src, length = update.slice_indices.astype(np.int64)
+    padding = np.arange(update.num_real_slices, update.slice_indices.shape[1])
+    in_bounds = padding[
+        (dst[padding] >= 0)
+        & (length[padding] > 0)
+        & (src[padding] >= 0)
+        & (src[padding] + length[padding] <= len(tokens))
+    ]
+    for c in in_bounds:
+        lo, hi = np.searchsorted(rows, (dst[c], dst[c] + length[c]))
+        at = lo + np.flatnonzero(kind[lo:hi] == UNKNOWN)
+        token = src[c] + rows[at] - dst[c]
+        hit = at[got[at] == tokens[token]]
+        kind[hit], index[hit], column[hit] = PADDING, src[c] + rows[hit] - dst[c], c
+    cache = _row_values(update.kv_cache_pages)
+    old = (kind == UNKNOWN) & (got == cache[rows])
+    kind[old], index[old] = CACHE, rows[old]
+    if not (kind == UNKNOWN).any():
+        return kind, index, column
+    near = _FirstRow(_row_values(expected))(got)
+    shifted = (kind == UNKNOWN) & (near >= 0) & (np.abs(near - rows) < update.page_size)
+    kind[shifted], index[shifted] = EXPECTED, near[shifted]
+    for code, found in (
+        (TOKEN, lambda: _FirstRow(tokens)(got)),
+        (CACHE, lambda: _FirstRow(cache)(got)),
+        (EXPECTED, lambda: near),
+    ):
+        if not (kind == UNKNOWN).any():
+            break
+        first = found()
+        hit = (kind == UNKNOWN) & (first >= 0)
+        kind[hit], index[hit] = code, first[hit]
+    return kind, index, column
 
 
 def _runs(
-    rows: list[int], holds: list[_Holds], owner: np.ndarray
-) -> list[tuple[list[int], _Holds]]:
-    """Consecutive rows of one writer (a column, or none) holding consecutive rows of one
-    source, as (rows, what the first holds)."""
-    runs: list[tuple[list[int], _Holds]] = []
-    for row, h in zip(rows, holds, strict=True):
-        if runs:
-            last_rows, first = runs[-1]
-            if (
-                row == last_rows[-1] + 1
-                and owner[row] == owner[last_rows[-1]]
-                and (h.kind, h.column) == (first.kind, first.column)
-                and h.kind != "unknown"
-                and h.index == first.index + len(last_rows)
-            ):
-                last_rows.append(row)
-                continue
-        runs.append(([row], h))
-    return runs
+    rows: np.ndarray, kind: np.ndarray, index: np.ndarray, column: np.ndarray, owner: np.ndarray
+) -> np.ndarray:
+    """Where each run of ``rows`` starts: consecutive rows of one writer (a column, or none)
+    holding consecutive rows of one source."""
+    goes_on = (
+        (np.diff(rows) == 1)
+        & (owner[rows[1:]] == owner[rows[:-1]])
+        & (kind[1:] == kind[:-1])
+        & (column[1:] == column[:-1])
+        & (kind[1:] != UNKNOWN)
+        & (np.diff(index) == 1)
+    )
+    return np.concatenate(([0], np.flatnonzero(~goes_on) + 1))
 
 
-def _held(rows: list[int], h: _Holds) -> str:
+def _held(rows: np.ndarray, h: _Holds) -> str:
     last = h.index + len(rows) - 1
     span = f"{h.index}" if last == h.index else f"{h.index}-{last}"
     plural = "s" if len(rows) > 1 else ""
-    if h.kind == "padding":
+    if h.kind == PADDING:
         return f"new token{plural} {span}, the slice of padding column {h.column}"
-    if h.kind == "token":
+    if h.kind == TOKEN:
         return f"new token{plural} {span}"
-    if h.kind == "cache":
+    if h.kind == CACHE:
         if h.index == rows[0]:
             return "their old values" if len(rows) > 1 else "its old value"
         return f"what cache row{plural} {span} held before"
-    if h.kind == "expected":
-        shift = h.index - rows[0]
+    if h.kind == EXPECTED:
+        shift = h.index - int(rows[0])
         return (
             f"what row{plural} {span} should (shifted by {abs(shift)} row{'s' * (abs(shift) > 1)})"
         )
     return "values found nowhere in the input"
 
 
-def _should(rows: list[int], owner: np.ndarray) -> str:
+def _should(rows: np.ndarray, owner: np.ndarray) -> str:
     """Who should write ``rows`` (one writer: ``_runs`` splits at a change of writer)."""
     column = int(owner[rows[0]])
     it = "them" if len(rows) > 1 else "it"
@@ -192,6 +237,47 @@ def owners(update: Update) -> np.ndarray:
     for column, dst, _, length in update.columns():
         owner[dst : dst + length] = column
     return owner
+
+
+_UNTOLD = {
+    "padding-copied": "hold the slices of padding columns",
+    "values": "hold something else where real columns write them",
+    "untouched-row": "changed where no real column writes them",
+}
+
+
+def _told(
+    rows: np.ndarray, held: tuple[np.ndarray, np.ndarray, np.ndarray], owner: np.ndarray
+) -> Diagnosis:
+    """A sentence for each run of differing ``rows`` (what they hold, who should write them),
+    up to ``MOST_RUNS`` of each code in row order, then one for the rest of each code."""
+    kind, index, column = held
+    starts = _runs(rows, kind, index, column, owner)
+    ends = np.append(starts[1:], len(rows))
+    written = owner[rows[starts]] >= 0
+    codes = np.where(
+        kind[starts] == PADDING, "padding-copied", np.where(written, "values", "untouched-row")
+    )
+    found, untold = NONE, []
+    for code in dict.fromkeys(codes):
+        runs = np.flatnonzero(codes == code)
+        told, rest = runs[:MOST_RUNS], runs[MOST_RUNS:]
+        for r in told:
+            run_rows = rows[starts[r] : ends[r]]
+            first = _Holds(int(kind[starts[r]]), int(index[starts[r]]), int(column[starts[r]]))
+            verb = "holds" if len(run_rows) == 1 else "hold"
+            found += single(
+                str(code),
+                f"{_rows_word(run_rows).capitalize()} {verb} {_held(run_rows, first)}, "
+                f"where {_should(run_rows, owner)}.",
+            )
+        if len(rest):
+            in_rest = np.repeat(np.isin(np.arange(len(starts)), rest), ends - starts)
+            more = rows[in_rest]
+            untold.append(
+                single(str(code), f"{len(rest)} more runs, {_rows_word(more)}, {_UNTOLD[code]}.")
+            )
+    return sum(untold, found)
 
 
 def explain(update: Update, actual: np.ndarray) -> Diagnosis:
@@ -226,27 +312,7 @@ def explain(update: Update, actual: np.ndarray) -> Diagnosis:
                     f"{int(mask.sum())} {what}; "
                     f"compared by value they agree.",
                 )
-    rows = [int(r) for r in np.flatnonzero(value_differs.any(axis=per_row))]
-    if not rows:
+    rows = np.flatnonzero(value_differs.any(axis=per_row))
+    if not len(rows):
         return found
-    owner = owners(update)
-    keys = {
-        "token": _row_keys(update.new_kv_tokens),
-        "cache": _row_keys(update.kv_cache_pages),
-        "expected": _row_keys(expected),
-    }
-    holds = [_holds(update, actual, r, keys) for r in rows]
-    for run_rows, first in _runs(rows, holds, owner):
-        written = owner[run_rows[0]] >= 0
-        code = (
-            "padding-copied"
-            if first.kind == "padding"
-            else ("values" if written else "untouched-row")
-        )
-        verb = "holds" if len(run_rows) == 1 else "hold"
-        found += single(
-            code,
-            f"{_rows_word(run_rows).capitalize()} {verb} {_held(run_rows, first)}, "
-            f"where {_should(run_rows, owner)}.",
-        )
-    return found
+    return found + _told(rows, _what_rows_hold(update, actual, expected, rows), owners(update))

@@ -17,7 +17,8 @@ the first finding.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from jax.sharding import Mesh
@@ -28,7 +29,7 @@ from properties._src.judging.attribution import attribute
 from properties._src.judging.checks import MATCHES_ORACLE, Property
 from properties._src.judging.comparison import VALUE_EQUAL, by_value
 from properties._src.judging.coverage import note
-from properties._src.judging.diagnosis import INTERPRETER_FAULT, explain, single
+from properties._src.judging.diagnosis import INTERPRETER_FAULT, Diagnosis, explain, single
 from properties._src.judging.steps import (
     Failure,
     Judge,
@@ -49,13 +50,16 @@ def _wrong(prop: Property, update: Update, actual: np.ndarray, compare: str) -> 
     return None
 
 
-def _result_failure(prop: Property, step: Step, actual: np.ndarray, compare: str) -> Failure | None:
-    """The ``Failure`` if ``prop`` rejects ``actual``, with every kind of difference named."""
+def _result_failure(
+    prop: Property, step: Step, actual: np.ndarray, compare: str, explained: Callable[[], Diagnosis]
+) -> Failure | None:
+    """The ``Failure`` if ``prop`` rejects ``actual``, with every kind of difference named
+    (``explained``: the diagnosis of ``actual``, made once for every property judging it)."""
     update = step.update
     message = _wrong(prop, update, actual, compare)
     if message is None:
         return None
-    found = explain(update, actual).without(by_value(compare, update.kv_cache_pages.dtype))
+    found = explained().without(by_value(compare, update.kv_cache_pages.dtype))
     if compare == "bits" and _wrong(prop, update, actual, "values") is None:
         return _failure(prop, step, actual, message, found.only(VALUE_EQUAL))  # soft
     wrong = found.without(VALUE_EQUAL)
@@ -98,8 +102,10 @@ def judged_once(
         )
         failure = dataclasses.replace(failure, raised=error)
         return None, tuple(_as_property(failure, prop) for prop in props)
+    explained = functools.cache(lambda: explain(step.update, actual))
     return actual, tuple(
-        None if prop is None else _result_failure(prop, step, actual, compare) for prop in props
+        None if prop is None else _result_failure(prop, step, actual, compare, explained)
+        for prop in props
     )
 
 
