@@ -8,7 +8,8 @@
 ``updates(tier)`` draws whole updates valid for a tier, for properties of your own;
 ``PROPERTIES`` and ``CASES`` are what ``check`` runs (``MESH_PROPERTIES`` and ``MESH_CASES``
 too, given ``mesh=``, a ``MeshShape`` or its text); ``case.build(implementation, RunConfig(...))``
-is one case's Hypothesis test. A counterexample's snippet imports only from here.
+is one case's Hypothesis test. A counterexample's snippet imports only from here
+(``row_ids`` rebuilds the labelled rows its arrays often hold).
 ``call(implementation, update, mode)``
 runs one update in one of ``CALL_MODES`` (eagerly, or under ``jax.jit`` with the cache donated). The pytest plugin (``properties.plugin``)
 adds ``--kvcache-impl`` and the ``kvcache_implementation`` fixture; ``kvcache-check`` is the
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # the one list of exports; each is imported on first use (``_
         PropertyCase,
     )
     from properties._src.cases.run_config import RunConfig
+    from properties._src.drawing.contents import row_ids
     from properties._src.drawing.strategies import updates
     from properties._src.judging.comparison import COMPARISONS
     from properties._src.judging.diagnosis import CODES as DIAGNOSES
@@ -109,5 +111,6 @@ __all__ = [
     "call",
     "check",
     "load",
+    "row_ids",
     "updates",
 ]

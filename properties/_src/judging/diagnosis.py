@@ -300,9 +300,16 @@ def explain(update: Update, actual: np.ndarray) -> Diagnosis:
             nan_only = differs & np.isnan(expected) & np.isnan(actual)
             zero_only = differs & (expected == 0) & (actual == 0)
         value_differs = differs & ~nan_only & ~zero_only
+        # A row wrong by value is told by what it holds; NaN and zero bits are named only in
+        # rows that are otherwise right.
+        right_by_value = ~value_differs.any(axis=per_row, keepdims=True)
         for mask, code, what in (
-            (nan_only, NAN_PAYLOAD, "NaNs with other payloads (other bits) than the oracle's"),
-            (zero_only, SIGNED_ZERO, "zeros of the other sign than the oracle's"),
+            (
+                nan_only & right_by_value,
+                NAN_PAYLOAD,
+                "NaNs with other payloads (other bits) than the oracle's",
+            ),
+            (zero_only & right_by_value, SIGNED_ZERO, "zeros of the other sign than the oracle's"),
         ):
             if mask.any():
                 masked = np.flatnonzero(mask.any(axis=per_row))

@@ -162,8 +162,10 @@ def _interpreter_fault(
             _failure(p or MATCHES_ORACLE, step, None, headline, faulted) for p in props
         )
 
+    explained = functools.cache(lambda: explain(step.update, actual))
+
     def verdict(prop: Property) -> Failure:
-        wrong = _result_failure(prop, step, actual, compare)
+        wrong = _result_failure(prop, step, actual, compare, explained)
         if wrong is None:
             sentence = f"{fault}; with race detection off the result matches the oracle."
             return _failure(prop, step, None, headline, single(INTERPRETER_FAULT, sentence))

@@ -11,6 +11,7 @@ import numpy as np
 from oracle.contract import Update
 from oracle.reference import reference_update
 from properties._src.calling.implementations import EAGER
+from properties._src.drawing.contents import row_ids
 from properties._src.judging.checks import bits, differing_rows
 from properties._src.judging.diagnosis import Diagnosis, owners
 from properties._src.judging.steps import Failure
@@ -102,15 +103,11 @@ def _row_diffs(expected: np.ndarray, actual: np.ndarray, rows: np.ndarray, ps: i
 
 
 def _literal(array: np.ndarray) -> str:
-    """Python that rebuilds ``array`` bit for bit (readable when it holds row ids)."""
-    dtype = f'jnp.dtype("{array.dtype}")'
+    """Python that rebuilds ``array`` bit for bit (readable when it holds labelled rows)."""
     for sign in (1, -1):
-        ids = sign * np.arange(1, array.shape[0] + 1).reshape(-1, *[1] * (array.ndim - 1))
-        if np.array_equal(bits(array), bits(np.broadcast_to(ids, array.shape).astype(array.dtype))):
-            return (
-                f"np.broadcast_to({'-' if sign < 0 else ''}np.arange(1, {array.shape[0] + 1})"
-                f".reshape(-1, 1, 1), {array.shape}).astype({dtype})"
-            )
+        if np.array_equal(bits(array), bits(row_ids(array.shape, array.dtype, sign))):
+            return f'row_ids({array.shape}, "{array.dtype}", {sign})'
+    dtype = f'jnp.dtype("{array.dtype}")'
     return (
         f'np.frombuffer(bytes.fromhex("{array.tobytes().hex()}"), {dtype}).reshape({array.shape})'
     )
@@ -148,7 +145,9 @@ def snippet(
         "import jax.numpy as jnp",
         "import numpy as np",
         "",
-        "from properties import MESH_PROPERTIES, PROPERTIES, MeshShape, Update, call, load",
+        "from properties import (",
+        "    MESH_PROPERTIES, PROPERTIES, MeshShape, Update, call, load, row_ids",
+        ")",
         "",
         f'implementation = load("{implementation}")',
     ]
