@@ -13,7 +13,7 @@ from hypothesis import given
 from kvcache import kv_cache_update, kv_cache_update_jax, sharded, update
 from oracle.contract import Tier, Update
 from oracle.reference import reference_update
-from properties._src.calling.implementations import builtin, interpreting
+from properties._src.calling.implementations import interpreting
 from properties._src.calling.placement import MeshShape, arguments
 from properties._src.cases.catalog import bits
 from properties._src.domain.buckets import BUCKETS
@@ -141,16 +141,13 @@ def test_localized_blocks_put_together_are_the_global_update(example):
     assert np.array_equal(bits(np.concatenate(blocks)), bits(expected))
 
 
-# The kernel, interpreted shard by shard, costs about a second an example on 8 virtual devices:
-# the suite checks it on a mesh in the sharded tests above; `kvcache-check --mesh` checks it all.
-FAST = [i.name for i in builtin() if i.name != "kvcache:kv_cache_update"]
-
-
-@pytest.mark.parametrize("spec", FAST)
-def test_the_harness_on_a_mesh_accepts_the_project_implementations(spec):
-    """Every case on 8 virtual devices, each shape compiled for the mesh: half a minute or more
-    an implementation, and what it checks (sharding under this JAX) is JAX's, so both envs run it."""
-    result = check(spec, mesh="pages=2,heads=4", profile="ci", max_examples=10)
+def test_the_harness_on_a_mesh_accepts_the_project_update():
+    """Every case on 8 virtual devices, each shape compiled for the mesh: about a minute, and
+    what it checks (sharding under this JAX) is JAX's, so both envs run it. ``kvcache:update``
+    (off a TPU, the fallback shard by shard); the kernel, interpreted shard by shard, costs
+    about a second an example: the sharded tests above check it on a mesh, and
+    ``kvcache-check --mesh`` checks it all."""
+    result = check("kvcache:update", mesh="pages=2,heads=4", profile="ci", max_examples=10)
     assert [r.property for r in result.results].count("sharding-preserved") == 2
     assert result.passed, [(r.property, r.tier, r.counterexample) for r in result.not_passed]
 

@@ -3,6 +3,8 @@ rows labelled so a misplaced one is easy to spot."""
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -56,7 +58,12 @@ def row_ids(shape: tuple[int, ...], dtype, sign: int) -> np.ndarray:
     """Labelled rows: row ``r``'s first element holds ``sign * (r + 1)``, so a misplaced row is
     easy to spot, and its other elements the dtype's special values in turn, NaN payloads
     first, starting one further along each row, so even the simplest update copies them."""
-    dtype = np.dtype(jnp.dtype(dtype))
+    return _row_ids(tuple(shape), np.dtype(jnp.dtype(dtype)), sign).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _row_ids(shape: tuple[int, ...], dtype: np.dtype, sign: int) -> np.ndarray:
+    """``row_ids``, built once per shape (a search draws it on every example of a shape)."""
     rows, width = shape[0], int(np.prod(shape[1:], dtype=np.int64))
     with np.errstate(over="ignore"):  # ids past a narrow float's range become infinities
         ids = (sign * (np.arange(rows, dtype=np.int64) + 1)).astype(dtype)

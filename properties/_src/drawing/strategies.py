@@ -128,14 +128,18 @@ def serving_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int
 def general_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int]]:
     """Columns with disjoint destinations placed anywhere, sources anywhere in bounds.
 
-    Often every column is real, slices are whole pages, sources repeat (so the rows written
-    can outnumber the new tokens) or end on the last new token, and the last slice in the
-    cache ends on its last row.
+    Often every column is real, slices are whole pages or single rows, sources repeat (so the
+    rows written can outnumber the new tokens) or end on the last new token, and the last
+    slice in the cache ends on its last row.
     """
     rows, tokens, ps = bucket.cache_rows, bucket.num_tokens, bucket.page_size
     drawn: list[int] = []
+    # The longest slice: often a page (or the tokens), often one row, so that every column of
+    # a wide table writes (a decode step's, many to a page: a kernel's block of columns full).
+    longest = min(ps, tokens)
+    longest = choose.integer(0, longest, often=[longest, 1])
     for _ in range(choose.integer(0, bucket.num_slices, often=[bucket.num_slices])):
-        most = min(ps, tokens, rows - sum(drawn))
+        most = min(longest, rows - sum(drawn))
         drawn.append(choose.integer(0, most, often=[most]))
     # Any column may hold any length: once the rows run out, the rest are empty, and this
     # spreads the non-empty ones over all the columns.
@@ -211,7 +215,8 @@ def slice_indices_for(draw, bucket: Bucket, tier: Tier) -> tuple[np.ndarray, int
     """``slice_indices`` and ``n``: real columns valid for ``tier`` (a serving layout, or for the
     general tier also anything it allows), then garbage padding columns."""
     choose = Choices(draw)
-    general = tier == Tier.GENERAL and choose.boolean()
+    # The simplest layout is a serving one; the general tier draws its own kind most often.
+    general = tier == Tier.GENERAL and choose.integer(0, 1, often=[1]) == 1
     columns = (general_columns if general else serving_columns)(choose, addressable(bucket))
     top = table_max(bucket)  # an empty slice may start one past the rows it can use
     columns = [(min(d, top), min(s, top), ln) if ln == 0 else (d, s, ln) for d, s, ln in columns]

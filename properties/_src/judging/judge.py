@@ -103,10 +103,14 @@ def judged_once(
         failure = dataclasses.replace(failure, raised=error)
         return None, tuple(_as_property(failure, prop) for prop in props)
     explained = functools.cache(lambda: explain(step.update, actual))
-    return actual, tuple(
-        None if prop is None else _result_failure(prop, step, actual, compare, explained)
-        for prop in props
-    )
+
+    @functools.cache
+    def verdict(prop: Property) -> Failure | None:
+        if prop.implied_by_oracle and MATCHES_ORACLE in props and verdict(MATCHES_ORACLE) is None:
+            return None
+        return _result_failure(prop, step, actual, compare, explained)
+
+    return actual, tuple(None if prop is None else verdict(prop) for prop in props)
 
 
 def judged_call(
