@@ -181,7 +181,7 @@ REACH: dict[str, str] = {
         ("decode_fast_path_by_shape", "serving-loop-serving"),
         ("chunks_of_512_unrebased_count", "matches-oracle-serving"),
         ("plan_per_cache_shape", "serving-loop-serving"),
-        ("vmem_slots_by_byte_budget", "updates-commute-and-combine-general"),
+        ("vmem_slots_by_byte_budget", "matches-oracle-general"),
         ("every_e4m3_as_e4m3fn", "matches-oracle-serving"),
     )
 }

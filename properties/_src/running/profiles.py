@@ -61,14 +61,14 @@ def _database() -> ExampleDatabase:
 
 PROFILES: dict[str, settings] = {
     "dev": settings(
-        max_examples=15,
+        max_examples=72,  # two examples on each of the 36 pool shapes: the simplest, one drawn
         deadline=None,
         phases=PHASES,
         database=_database(),
         suppress_health_check=SLOW_DATA,
     ),
     "ci": settings(
-        max_examples=40,
+        max_examples=100,  # three examples on each of the 36 pool shapes: the simplest, two drawn
         deadline=None,
         phases=PHASES,
         derandomize=True,
