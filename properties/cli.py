@@ -241,8 +241,14 @@ class Progress:
         self.results, self.total, self.stream = results, total, stream
         self.quiet = quiet
         self.live = not quiet and stream.isatty()
-        self.finished = self.tried = 0
+        self.tried = 0
         self.drawn_at = 0.0
+
+    @property
+    def finished(self) -> int:
+        """Checks done: the results kept, so a Ctrl-C between keeping one and printing its
+        line still counts it as the files do."""
+        return len(self.results)
 
     def case_started(self, name: str, case: Case) -> None:
         self._draw(f"{name}: {case.id}", force=True)
@@ -253,7 +259,6 @@ class Progress:
 
     def case_finished(self, name: str, result: CaseResult) -> None:
         self.results.add(name, result)
-        self.finished += 1
         if not self.quiet:
             self.clear()
             print(_case_line(name, result), file=self.stream, flush=True)

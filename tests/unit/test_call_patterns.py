@@ -101,7 +101,7 @@ def test_state_kept_between_shapes_is_caught_and_replayed_in_order():
     assert len(failure.before) == step - 1, failure.message
     # The steps before have the same page size (the table is kept per page size, from the
     # first cache of that page size this process saw: an earlier example's, or step 6's).
-    assert {s.update.page_size for s in failure.before} == {failure.update.page_size}
+    assert {s.update.page_size for s in failure.before} <= {failure.update.page_size}
     snippet = render(mutant.name, failure).split("reproduce:\n", 1)[1]
     assert snippet.count("call(implementation, Update(") == min(step - 1, STEPS_REPLAYED)
     with pytest.raises(AssertionError, match="differ from the oracle"):

@@ -122,6 +122,10 @@ class Results:
         results.sort(key=lambda r: self._rank.get((r.property, r.tier), len(self._rank)))
         self._write()
 
+    def __len__(self) -> int:
+        """How many results have arrived (what the files hold once ``add`` returns)."""
+        return sum(len(r) for r in self._results.values())
+
     def implementations(self) -> list[CheckResult]:
         """A ``CheckResult`` for each implementation with a result, in the order named."""
         return [CheckResult(n, tuple(r)) for n, r in self._results.items() if r]
