@@ -30,6 +30,7 @@ from properties._src.judging.checks import bits
 from properties._src.reporting.report import STEPS_REPLAYED, render
 from properties._src.running.profiles import PROFILES
 from properties._src.running.runner import run
+from properties.known_bad import mutants
 
 MUTANTS = "properties.known_bad.mutants"
 SEARCH = settings(PROFILES["ci"], max_examples=20, phases=(Phase.generate, Phase.shrink))
@@ -92,7 +93,10 @@ def test_every_property_case_calls_in_both_modes_under_ci():
     assert {step.mode for step in seen} == set(CALL_MODES)
 
 
-def test_state_kept_between_shapes_is_caught_and_replayed_in_order():
+def test_state_kept_between_shapes_is_caught_and_replayed_in_order(monkeypatch):
+    # The mutant keeps its tables for the whole process: start from none, so what another test
+    # in this worker called it on (a larger cache of the same page size) cannot hide the bug.
+    monkeypatch.setattr(mutants, "_PAGE_STARTS", {})
     mutant = load(f"{MUTANTS}:page_table_keyed_by_page_size")
     outcome = run(mutant, SHAPE_CHANGES[0], RunConfig(settings=FIND, explicit_examples=False))
     assert outcome.status == "failed"
