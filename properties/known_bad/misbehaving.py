@@ -15,7 +15,7 @@ import time
 
 from kvcache import kv_cache_update_jax
 
-SLOW_SECONDS = 0.5  # per call: slow enough to notice, far below the default timeout
+SLOW_SECONDS = 0.2  # per call: slow enough to notice, far below the default timeout
 
 
 def segfaulting(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):

@@ -15,7 +15,8 @@ from oracle.contract import Tier, Update
 from oracle.reference import reference_update
 from properties._src.calling.implementations import interpreting
 from properties._src.calling.placement import MeshShape, arguments
-from properties._src.cases.catalog import bits
+from properties._src.cases.catalog import all_cases, bits
+from properties._src.cases.property_case import PropertyCase
 from properties._src.domain.buckets import BUCKETS
 from properties._src.domain.constraints import fitting
 from properties._src.drawing.strategies import updates
@@ -142,12 +143,21 @@ def test_localized_blocks_put_together_are_the_global_update(example):
 
 
 def test_the_harness_on_a_mesh_accepts_the_project_update():
-    """Every case on 8 virtual devices, each shape compiled for the mesh: about a minute, and
-    what it checks (sharding under this JAX) is JAX's, so both envs run it. ``kvcache:update``
-    (off a TPU, the fallback shard by shard); the kernel, interpreted shard by shard, costs
-    about a second an example: the sharded tests above check it on a mesh, and
-    ``kvcache-check --mesh`` checks it all."""
-    result = check("kvcache:update", mesh="pages=2,heads=4", profile="ci", max_examples=10)
+    """The property cases of both tiers (``sharding-preserved`` among them) and the serving
+    loop, which feeds each step's sharded result back in, on 8 virtual devices, each shape
+    compiled for the mesh: what it checks (sharding under this JAX) is JAX's, so both envs run
+    it. The metamorphic and shape-change cases call the same update on the same placement;
+    ``kvcache-check --mesh`` checks them too. ``kvcache:update`` (off a TPU, the fallback shard
+    by shard); the kernel, interpreted shard by shard, costs about a second an example: the
+    sharded tests above check it on a mesh."""
+    on_mesh = [
+        case
+        for case in all_cases(on_mesh=True)
+        if isinstance(case, PropertyCase) or case.name == "serving-loop"
+    ]
+    result = check(
+        "kvcache:update", cases=on_mesh, mesh="pages=2,heads=4", profile="ci", max_examples=10
+    )
     assert [r.property for r in result.results].count("sharding-preserved") == 2
     assert result.passed, [(r.property, r.tier, r.counterexample) for r in result.not_passed]
 

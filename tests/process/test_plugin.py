@@ -48,19 +48,20 @@ def update_ignoring_the_count(new_kv_tokens, slice_indices, kv_cache_pages, tota
 
 TESTS = """
 import mymod
-from properties import assert_conforms
+from properties import CASES, assert_conforms
 
 
 def test_correct_update_conforms():
-    assert_conforms(mymod.update, max_examples=24)
+    assert_conforms(mymod.update, max_examples=8)
 
 
 def test_broken_update_conforms():
-    assert_conforms(mymod.update_ignoring_the_count, tier="general", max_examples=24)
+    matches = [case for case in CASES if case.name == "matches-oracle"]
+    assert_conforms(mymod.update_ignoring_the_count, cases=matches, tier="general", max_examples=24)
 
 
 def test_the_implementation_under_test_conforms(kvcache_implementation):
-    assert_conforms(kvcache_implementation, tier="serving", max_examples=12)
+    assert_conforms(kvcache_implementation, tier="serving", max_examples=4)
 """
 
 
@@ -71,9 +72,9 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_assert_conforms_passes_a_correct_update_and_shows_a_broken_ones_counterexample(project):
-    """A fresh pytest process with nothing of this repository: it imports JAX, compiles every
-    pool shape for every case of both tiers into a cold compilation cache, and shrinks the
-    broken update's failures: two minutes or more, run once (marked process)."""
+    """A fresh pytest process with nothing of this repository: it imports JAX, compiles the
+    shapes it draws for every case of both tiers into a cold compilation cache (8 examples a
+    case), and shrinks the broken update's failure: a minute or so, run once (marked process)."""
     result = project.runpytest_subprocess(
         "--kvcache-impl", "mymod:update", "-v", "-p", "no:cacheprovider"
     )

@@ -19,8 +19,8 @@ from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, SHRINK_TARGET
 from properties._src.judging.attribution import JAX_SOURCE
-from properties._src.judging.checks import bits
-from properties._src.judging.diagnosis import MOST_RANGES, MOST_RUNS, explain, owners
+from properties._src.judging.checks import MOST_RANGES, bits
+from properties._src.judging.diagnosis import MOST_RUNS, explain, owners
 from properties._src.judging.judge import judged_call
 from properties._src.judging.steps import Step
 from properties._src.reporting.report import render

@@ -104,6 +104,14 @@ class Unit:
 
     cases: tuple[Case, ...]
 
+    @property
+    def id(self) -> str:
+        """Its case's id, or its properties' names joined by ``+`` and its tier's."""
+        if len(self.cases) == 1:
+            return self.cases[0].id
+        names = "+".join(case.name for case in self.cases)
+        return f"{names}-{self.cases[0].tier.name.lower()}"
+
     def owner(self, prop: str | None) -> int:
         """The index of the case a finding of property ``prop`` belongs to."""
         if len(self.cases) == 1:

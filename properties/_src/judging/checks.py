@@ -29,6 +29,25 @@ def assert_same_layout(expected: np.ndarray, actual: np.ndarray) -> None:
     )
 
 
+MOST_RANGES = 8
+"""Ranges named in a list of rows; the rest are counted."""
+
+
+def ranges(indices) -> str:
+    """``[3, 4, 5, 9]`` as ``"3-5, 9"`` (past ``MOST_RANGES`` ranges, the rest are counted);
+    a list of millions of rows is told as briefly, and as fast when it is sorted already."""
+    rows = np.asarray(indices, dtype=np.int64)
+    if (np.diff(rows) <= 0).any():  # not yet sorted and distinct
+        rows = np.unique(rows)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(rows) != 1) + 1))
+    ends = np.append(starts[1:], len(rows)) - 1
+    parts = [(int(rows[a]), int(rows[b])) for a, b in zip(starts[:MOST_RANGES], ends, strict=False)]
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts)
+    if len(starts) > MOST_RANGES:
+        text += f" and {len(rows) - starts[MOST_RANGES]} more in {len(starts) - MOST_RANGES} ranges"
+    return text
+
+
 def differing_rows(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
     """Indices of cache rows whose bits differ (after checking the layouts agree)."""
     assert_same_layout(expected, actual)
@@ -64,7 +83,7 @@ def _matches_oracle(update: Update, actual: np.ndarray) -> None:
         page_size=update.page_size,
     )
     rows = differing_rows(expected, actual)
-    assert rows.size == 0, f"cache rows {rows.tolist()} differ from the oracle"
+    assert rows.size == 0, f"cache rows {ranges(rows)} differ from the oracle"
 
 
 def _untouched_rows_unchanged(update: Update, actual: np.ndarray) -> None:
@@ -72,7 +91,7 @@ def _untouched_rows_unchanged(update: Update, actual: np.ndarray) -> None:
     untouched = ~written_rows(update)
     rows = differing_rows(update.kv_cache_pages[untouched], actual[untouched])
     assert rows.size == 0, (
-        f"cache rows {np.flatnonzero(untouched)[rows].tolist()} changed but no real column writes them"
+        f"cache rows {ranges(np.flatnonzero(untouched)[rows])} changed but no real column writes them"
     )
 
 

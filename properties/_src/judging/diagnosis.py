@@ -24,7 +24,7 @@ import numpy as np
 
 from oracle.contract import Update
 from oracle.reference import reference_update
-from properties._src.judging.checks import bits
+from properties._src.judging.checks import bits, ranges
 from properties._src.judging.comparison import NAN_PAYLOAD, SIGNED_ZERO, is_floating
 
 INTERPRETER_FAULT = "interpreter-fault"
@@ -80,21 +80,6 @@ def single(code: str, sentence: str) -> Diagnosis:
 MOST_RUNS = 4
 """Runs of differing rows told one by one, for each code; the rest are summed up in one
 sentence, so a result wrong everywhere in a big cache is explained quickly and briefly."""
-
-MOST_RANGES = 8
-"""Ranges named in a list of rows; the rest are counted."""
-
-
-def ranges(indices) -> str:
-    """``[3, 4, 5, 9]`` as ``"3-5, 9"`` (past ``MOST_RANGES`` ranges, the rest are counted)."""
-    rows = np.unique(np.asarray(indices, dtype=np.int64))
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(rows) != 1) + 1))
-    ends = np.append(starts[1:], len(rows)) - 1
-    parts = [(int(rows[a]), int(rows[b])) for a, b in zip(starts[:MOST_RANGES], ends, strict=False)]
-    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts)
-    if len(starts) > MOST_RANGES:
-        text += f" and {len(rows) - starts[MOST_RANGES]} more in {len(starts) - MOST_RANGES} ranges"
-    return text
 
 
 def _rows_word(indices) -> str:
@@ -239,6 +224,7 @@ def owners(update: Update) -> np.ndarray:
     return owner
 
 
+_CODES = ("padding-copied", "values", "untouched-row")  # what a run of differing rows is
 _UNTOLD = {
     "padding-copied": "hold the slices of padding columns",
     "values": "hold something else where real columns write them",
@@ -255,19 +241,20 @@ def _told(
     starts = _runs(rows, kind, index, column, owner)
     ends = np.append(starts[1:], len(rows))
     written = owner[rows[starts]] >= 0
-    codes = np.where(
-        kind[starts] == PADDING, "padding-copied", np.where(written, "values", "untouched-row")
-    )
+    # Each run's code as an index into _CODES (a string per run is slow for millions of runs).
+    run_codes = np.where(kind[starts] == PADDING, 0, np.where(written, 1, 2))
+    present, first_run = np.unique(run_codes, return_index=True)
     found, untold = NONE, []
-    for code in dict.fromkeys(codes):
-        runs = np.flatnonzero(codes == code)
+    for code_index in present[np.argsort(first_run)]:  # in row order
+        code = _CODES[code_index]
+        runs = np.flatnonzero(run_codes == code_index)
         told, rest = runs[:MOST_RUNS], runs[MOST_RUNS:]
         for r in told:
             run_rows = rows[starts[r] : ends[r]]
             first = _Holds(int(kind[starts[r]]), int(index[starts[r]]), int(column[starts[r]]))
             verb = "holds" if len(run_rows) == 1 else "hold"
             found += single(
-                str(code),
+                code,
                 f"{_rows_word(run_rows).capitalize()} {verb} {_held(run_rows, first)}, "
                 f"where {_should(run_rows, owner)}.",
             )
@@ -275,7 +262,7 @@ def _told(
             in_rest = np.repeat(np.isin(np.arange(len(starts)), rest), ends - starts)
             more = rows[in_rest]
             untold.append(
-                single(str(code), f"{len(rest)} more runs, {_rows_word(more)}, {_UNTOLD[code]}.")
+                single(code, f"{len(rest)} more runs, {_rows_word(more)}, {_UNTOLD[code]}.")
             )
     return sum(untold, found)
 
