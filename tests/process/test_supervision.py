@@ -84,6 +84,8 @@ def test_each_misbehaving_implementation_alone_gets_a_report(spec, tmp_path, cap
 
 @pytest.mark.parametrize("spec", MISBEHAVING)
 def test_each_misbehaving_implementation_leaves_a_correct_one_beside_it_unaffected(spec):
+    """Two children starting JAX, and for the hanging one its whole 20 s timeout: up to half
+    a minute."""
     expected = EXPECTED[spec]
     results: dict[str, list[CaseResult]] = {}
 
@@ -294,7 +296,8 @@ def test_results_are_kept_in_the_cases_order_whatever_order_they_arrive_in(tmp_p
 
 def test_one_implementations_units_run_in_lanes_at_once():
     """Two units of one implementation (a tier's properties; shapes changing between calls)
-    with two lanes: each runs in a child of its own, at the same time."""
+    with two lanes: each runs in a child of its own, at the same time. Each child starts JAX
+    and the slow implementation sleeps on every call: 25 to 50 s on a 2-core machine."""
     spans: dict[str, list[float]] = {}
 
     class Recorder:

@@ -191,7 +191,8 @@ def _drops_the_last_of_two_columns(
 
 def test_a_failure_names_its_seed_and_the_seed_replays_it():
     """The first failing example as drawn (shrinking off: it would reach the same smallest
-    example from any seed), on one case: the same seed shows it again, another seed another."""
+    example from any seed), on one case: the same seed shows it again, another seed another.
+    Three searches over every pool shape: 20 to 35 s on a 2-core machine."""
     drawn = settings(
         max_examples=2 * len(BUCKETS),  # a drawn example on each shape after its simplest
         database=None,
