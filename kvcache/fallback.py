@@ -6,7 +6,8 @@ binary search over the running sum of lengths. When sources are packed (every co
 first written row onward, as serving runners lay them out) row ``w`` is new token ``w``, and
 the tokens are scattered as they are, in one call. Otherwise blocks of ``tokens`` rows are
 gathered and scattered in a loop, since repeated sources can make W exceed ``tokens``; W is
-at most ``num_slices * page_size``, which bounds the loop.
+at most ``num_slices * page_size``, which bounds the loop, and a step takes as many of those
+rows as ``LOOP_BLOCK_BYTES`` allows (each step passes over the whole cache).
 
 The scatter works on the cache's own dtype. The exception is a float type whose scatter XLA
 widens and so quiets NaN payloads even in rows the scatter does not write (``scatter_probe``
@@ -18,6 +19,7 @@ probe finds the native scatter inexact.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +52,10 @@ def _block_targets(first_row, block, ends, offsets, cache_rows, tokens):
 def _drop_unless(keep, dst, cache_rows):
     """``dst`` where ``keep``, else distinct rows past the cache's end (dropped by the scatter)."""
     return jnp.where(keep, dst, cache_rows + jnp.arange(dst.shape[0], dtype=jnp.int32))
+
+
+LOOP_BLOCK_BYTES = 16 * 2**20
+"""The most a loop step gathers (unless the new tokens alone are more)."""
 
 
 def _scatter_dtype(dtype) -> jnp.dtype:
@@ -91,10 +97,15 @@ def kv_cache_update_jax(
     lengths = jnp.where(real, jnp.clip(slice_indices[2], 0, page_size), 0)
     ends = jnp.cumsum(lengths)
     starts = ends - lengths
-    block = max(new_kv_tokens.shape[0], 1)
+    block = max(new_kv_tokens.shape[0], 1)  # the direct scatter's rows: one per token
+    # A loop step writes up to every row the table can (num_slices * page_size), within
+    # LOOP_BLOCK_BYTES: a step of only `tokens` rows made a one-token update with 74 columns
+    # take 74 steps, each a pass over a 16-million-row cache (6.5 s a call).
+    row_bytes = max(math.prod(new_kv_tokens.shape[1:]) * new_kv_tokens.dtype.itemsize, 1)
+    most_rows = slice_indices.shape[1] * page_size
+    loop_block = max(block, min(most_rows, max(LOOP_BLOCK_BYTES // row_bytes, 1)))
     targets = functools.partial(
         _block_targets,
-        block=block,
         ends=ends,
         offsets=(slice_indices[:2] - starts).T,
         cache_rows=kv_cache_pages.shape[0],
@@ -102,16 +113,16 @@ def kv_cache_update_jax(
     )
 
     # Rows reading the token of their own number need no gather: with packed sources, all rows.
-    src, dst = targets(0)
+    src, dst = targets(0, block)
     direct = src == jnp.arange(block, dtype=jnp.int32)
     cache = lax.bitcast_convert_type(kv_cache_pages, scatter_dtype)
     cache = scatter(cache, _drop_unless(direct, dst, cache.shape[0]), new_kv_tokens)
 
     def write(state):
         first_row, cache = state
-        src, dst = targets(first_row)
+        src, dst = targets(first_row, loop_block)
         rows = jnp.take(new_kv_tokens, src, axis=0, mode="clip")
-        return first_row + block, scatter(cache, dst, rows)
+        return first_row + loop_block, scatter(cache, dst, rows)
 
     is_packed = jnp.all((slice_indices[1] == starts) | (lengths == 0))
 
