@@ -25,7 +25,7 @@ from properties._src.cases.sequence_case import SequenceCase, budget
 from properties._src.domain.buckets import Bucket
 from properties._src.drawing.shapes import affordable, shape_space
 from properties._src.drawing.strategies import updates
-from properties._src.judging.checks import differing_rows
+from properties._src.judging.checks import differing_rows, ranges
 from properties._src.judging.comparison import canonical
 from properties._src.judging.steps import MODES, Step
 
@@ -49,7 +49,7 @@ def with_columns(update: Update, columns: list[Column]) -> Update:
 
 def assert_same_cache(expected: np.ndarray, actual: np.ndarray, what: str) -> None:
     rows = differing_rows(expected, actual)
-    assert rows.size == 0, f"{what}: cache rows {rows.tolist()} differ"
+    assert rows.size == 0, f"{what}: cache rows {ranges(rows)} differ"
 
 
 def updates_commute_and_combine(apply: Apply, update: Update, data: st.DataObject) -> None:
