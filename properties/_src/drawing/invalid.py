@@ -251,8 +251,11 @@ VALIDATED_RULES = tuple(name for name, rule in RULES.items() if rule.tier <= Tie
 
 
 @st.composite
-def broken(draw, rule: str) -> Broken:
-    """A valid general-tier update changed to break ``rule``."""
+def broken(draw, rule: str, *, zeros: bool = False) -> Broken:
+    """A valid general-tier update changed to break ``rule``; with ``zeros``, its tokens and
+    cache hold zeros (``updates``: for checks of the rules alone, which read only shapes,
+    dtypes and indices)."""
     breaking = BREAKERS[rule]
-    update, where = breaking.breaker(draw, draw(updates(Tier.GENERAL, breaking.buckets)))
+    valid = draw(updates(Tier.GENERAL, breaking.buckets, zeros=zeros))
+    update, where = breaking.breaker(draw, valid)
     return Broken(update, rule, frozenset({where} if isinstance(where, str) else where))

@@ -226,22 +226,29 @@ def slice_indices_for(draw, bucket: Bucket, tier: Tier) -> tuple[np.ndarray, int
 
 
 @st.composite
-def updates(draw, tier: Tier = Tier.GENERAL, buckets: Shapes | None = None) -> Update:
+def updates(
+    draw, tier: Tier = Tier.GENERAL, buckets: Shapes | None = None, *, zeros: bool = False
+) -> Update:
     """A whole update valid for ``tier``, with garbage in its padding columns.
 
     ``buckets`` is a pool of shapes or a strategy drawing them; by default, the shapes the
     loaded Hypothesis profile calls for (``shapes.shape_space``). The serving tier draws only
-    the shapes that hold a serving step (``shapes.for_tier``).
+    the shapes that hold a serving step (``shapes.for_tier``). With ``zeros``, the tokens and
+    the cache hold zeros instead of drawn contents: for checks that read only shapes, dtypes
+    and indices, such as validation (filling the pool's 32 MiB caches is most of a draw).
     """
     bucket = draw(as_strategy(for_tier(shape_space() if buckets is None else buckets, tier)))
     slice_indices, n = draw(slice_indices_for(bucket, tier))
     dtype = bucket.numpy_dtype
+
+    def filled(rows: int, sign: int) -> np.ndarray:
+        shape = (rows, bucket.heads, bucket.head_dim)
+        return np.zeros(shape, dtype) if zeros else draw(contents(shape, dtype, sign))
+
     return Update(
-        new_kv_tokens=draw(contents((bucket.num_tokens, bucket.heads, bucket.head_dim), dtype, 1)),
+        new_kv_tokens=filled(bucket.num_tokens, 1),
         slice_indices=slice_indices,
-        kv_cache_pages=draw(
-            contents((bucket.cache_rows, bucket.heads, bucket.head_dim), dtype, -1)
-        ),
+        kv_cache_pages=filled(bucket.cache_rows, -1),
         total_update_slices=np.full(bucket.count_shape, n, dtype=bucket.count_dtype),
         page_size=bucket.page_size,
     )
