@@ -53,6 +53,7 @@ from properties._src.cases.catalog import Case, Unit
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig, Search
 from properties._src.domain.buckets import Bucket
+from properties._src.drawing.reproducible import without_local_constants
 from properties._src.judging.coverage import Tally, reached
 from properties._src.judging.diagnosis import INTERPRETER_FAULT, NONE, Diagnosis
 from properties._src.judging.judge import judged_once
@@ -296,8 +297,9 @@ def run_together(
     failure that does not recur), "incomplete" when the budget was spent first.
     ``config.before_call`` sees every update just before the implementation runs on it
     (shrink steps included), so a supervisor knows which update a crash or a hang belongs
-    to. The runner judges every call itself (``config.judge`` and ``config.observe`` are its
-    own)."""
+    to. Hypothesis draws no constant from local modules meanwhile (``reproducible``), so a
+    derandomised run draws the same wherever it runs. The runner judges every call itself
+    (``config.judge`` and ``config.observe`` are its own)."""
     settings_ = config.settings_or_profile()
     seed = config.seed
     if not settings_.derandomize and seed is None:
@@ -319,7 +321,7 @@ def run_together(
     for search in searches:
         searching.watch_failures(search.test)
     verdicts = searching.verdicts
-    with watching_calls(config.before_call):
+    with watching_calls(config.before_call), without_local_constants():
         searching.targets = set(range(len(unit.cases)))
         searching.settle(searches, seed)
         # Cases with only soft findings, not all JAX's faults (the slowest to shrink: each
