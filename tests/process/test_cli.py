@@ -20,7 +20,7 @@ from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS, DTYPES
 from properties._src.domain.classes import every_label
-from properties._src.drawing.strategies import special_values
+from properties._src.drawing.contents import special_values
 from properties._src.judging import comparison
 from properties._src.judging.steps import Failure
 from properties._src.reporting.report import render, snippet

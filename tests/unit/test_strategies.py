@@ -24,9 +24,10 @@ from properties._src.domain.buckets import (
 from properties._src.domain.classes import every_label, labels_of
 from properties._src.domain.constraints import fitting, parse_all, within_memory
 from properties._src.domain.covering import construct, every_target, name, targets_of
+from properties._src.drawing.contents import special_values
 from properties._src.drawing.reproducible import without_local_constants
 from properties._src.drawing.shapes import any_bucket, as_strategy, for_tier, shape_space
-from properties._src.drawing.strategies import special_values, updates
+from properties._src.drawing.strategies import updates
 from properties._src.running.profiles import PROFILES
 
 SEARCH = settings(

@@ -27,7 +27,11 @@ from kvcache.slot_mapping import request_slices
 from oracle.contract import Tier, Update
 from properties._src.domain.buckets import Bucket
 from properties._src.domain.classes import count_max, table_max
-from properties._src.drawing.contents import random_bits, row_ids, special_values
+from properties._src.drawing.contents import (
+    random_bits,
+    row_ids,
+    with_special_values,
+)
 from properties._src.drawing.shapes import (
     ROW_COUNTS_PAST,
     Shapes,
@@ -204,9 +208,7 @@ def contents(draw, shape: tuple[int, ...], dtype: np.dtype, sign: int) -> np.nda
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     array = random_bits(rng, shape, dtype)
     if kind == "special-values":
-        pool = special_values(dtype).view(array.dtype)
-        chosen = pool[rng.integers(0, len(pool), size=shape, dtype=np.uint8)]
-        array = np.where(rng.integers(0, 2, size=shape, dtype=np.uint8) == 1, chosen, array)
+        array = with_special_values(rng, array, dtype)
     return array.view(dtype)
 
 
