@@ -4,6 +4,8 @@ property still gets its own verdict and its own shrunk counterexample."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax.numpy as jnp
 from hypothesis import settings
 
@@ -84,6 +86,22 @@ def test_each_failing_property_gets_its_own_counterexample():
         assert outcome.failure is not None and outcome.failure.prop == outcome.case.name
         assert outcome.failure.update.kv_cache_pages.dtype.name == "bfloat16"
         assert outcome.diagnosis.codes == ("shape-or-dtype",)
+
+
+def test_a_unit_stopped_at_its_first_failure_leaves_the_rest_incomplete_not_passed():
+    """``stop_at_first_failure``: ``count_minus_one`` fails ``matches-oracle`` early, and the
+    other two properties, judged on the same calls, are not searched on past it."""
+    implementation = Implementation("count_minus_one", count_minus_one)
+    config = RunConfig(settings=QUICK, buckets=SMALL, explicit_examples=False)
+    whole = run_together(implementation, GENERAL, config)
+    stopped = run_together(implementation, GENERAL, replace(config, stop_at_first_failure=True))
+    assert [o.status for o in stopped] == ["failed", "incomplete", "incomplete"]
+    for outcome in stopped[1:]:
+        assert outcome.error is not None
+        assert outcome.error.startswith("the search stopped at the first failure of a case")
+        assert outcome.examples < whole[1].examples
+    assert stopped[0].failure is not None and whole[0].failure is not None
+    assert stopped[0].failure.message == whole[0].failure.message
 
 
 def test_a_unit_of_one_case_is_that_case():

@@ -48,6 +48,9 @@ class RunConfig:
       case is ``incomplete``.
     * ``shrink_seconds``: the runner's budget for a shrink (``None``: Hypothesis's 300 s);
       spent, the smallest example so far is reported, marked ``shrink_stopped``.
+    * ``stop_at_first_failure``: the runner ends a unit's search at its first failure; its
+      cases not settled by then are ``incomplete`` (for a verdict that needs one rejection,
+      such as the quality gate's, not a report of every property).
     """
 
     settings: hypothesis.settings | None = None
@@ -62,6 +65,7 @@ class RunConfig:
     judge: Judge | None = None
     check_seconds: float | None = None
     shrink_seconds: float | None = DEFAULT_SHRINK_SECONDS
+    stop_at_first_failure: bool = False
 
     def judge_for(self, implementation: Implementation) -> Judge:
         """The judge of this run's steps: ``judge``, or one raising on any finding."""

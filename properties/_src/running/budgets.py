@@ -94,12 +94,21 @@ def _shape(bucket: Bucket) -> str:
 
 def search_stopped(seconds: float, examples: int, shapes: Iterable[Bucket]) -> str:
     """What an ``incomplete`` check tried: its first line, then the shapes it called on."""
+    return _stopped(f"at its {seconds:g} s budget (--check-seconds)", examples, shapes)
+
+
+def search_stopped_at_failure(examples: int, shapes: Iterable[Bucket]) -> str:
+    """``search_stopped`` for a search ended by another case's failure (``RunConfig``'s
+    ``stop_at_first_failure``)."""
+    return _stopped("at the first failure of a case judged on the same calls", examples, shapes)
+
+
+def _stopped(why: str, examples: int, shapes: Iterable[Bucket]) -> str:
     reached = sorted(set(shapes), key=lambda b: (b.cache_rows * b.row_bytes, repr(b)))
     return "\n".join(
         [
-            f"the search stopped at its {seconds:g} s budget (--check-seconds) after "
-            f"{examples} examples on {len(reached)} shapes, before it had tried all it would; "
-            "the shapes it called the implementation on:",
+            f"the search stopped {why} after {examples} examples on {len(reached)} shapes, "
+            "before it had tried all it would; the shapes it called the implementation on:",
             *map(_shape, reached),
         ]
     )

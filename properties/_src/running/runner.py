@@ -118,6 +118,7 @@ class _Search:
         self.promote_soft = False
         self.shapes: set[Bucket] = set()  # called on while searching
         self.spent = self.shrink_stopped = False
+        self.stopped_at_failure = False  # config.stop_at_first_failure, and a case failed
         self.searching = True  # until the first raise: later examples are shrink steps
         self.raised: dict[int, Failure] = {}  # the findings of the last call that raised
         self.recent: deque[Any] = deque(maxlen=KEPT_EXAMPLES)
@@ -247,10 +248,13 @@ class _Search:
                     verdict.error = None if index in found or self.promote_soft else error
                     verdict.seconds, verdict.shrink_stopped = now, self.shrink_stopped
                 self.targets -= set(found or self.targets)
+                if found and self.config.stop_at_first_failure:
+                    self.stopped_at_failure, self.targets = True, set()
 
     def spent_on(self, verdict: _Verdict) -> bool:
-        """Whether the budget was spent while the case was still searched for."""
-        return self.spent and verdict.seconds is None
+        """Whether the budget was spent, or the search stopped at another case's failure,
+        while the case was still searched for."""
+        return (self.spent or self.stopped_at_failure) and verdict.seconds is None
 
     def notes(self, verdict: _Verdict) -> tuple[str, ...]:
         """The report's lines for the budgets a case's search ran out of."""
@@ -259,8 +263,10 @@ class _Search:
         return tuple(note for note, out in ran_out if out)
 
     def stopped_text(self) -> str:
-        """What the search tried before it spent the check's budget."""
+        """Why the search stopped before it had tried all it would, and what it tried."""
         examples = max(v.examples for v in self.verdicts)
+        if self.stopped_at_failure:
+            return budgets.search_stopped_at_failure(examples, self.shapes)
         return budgets.search_stopped(self.clock.seconds or 0, examples, self.shapes)
 
     def reproduced(self) -> Failure | None:
@@ -336,7 +342,8 @@ def run_together(
             and any(f.diagnosis.codes != (INTERPRETER_FAULT,) for f in v.soft)
         }
         searching.promote_soft = True
-        searching.settle(searches, seed)
+        if not searching.stopped_at_failure:
+            searching.settle(searches, seed)
     searching.count_example()
     seconds = time.perf_counter() - searching.start
     replay = _replay(settings_, seed)
