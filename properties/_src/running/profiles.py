@@ -6,7 +6,8 @@ that installs this package keeps its own profiles of the same names. ``register(
 them (this repository's conftest.py does, for ``--hypothesis-profile``).
 
 Failures found in CI replay locally. ``ci`` is derandomised, so the same run locally draws the
-same examples (Hypothesis allows no database with it). ``thorough`` explores at random and keeps
+same examples (Hypothesis allows no database with it), however the harness and the
+implementation are installed (``drawing/reproducible.py``). ``thorough`` explores at random and keeps
 what it finds in ``.hypothesis/examples``; the GitHub workflow's nightly job runs it and uploads
 that folder as the artifact ``hypothesis-example-db-pyXY``. With
 ``KVCACHE_SHARED_EXAMPLES=owner/repo`` and a ``GITHUB_TOKEN`` that can read the repository's
