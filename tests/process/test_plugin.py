@@ -52,7 +52,7 @@ from properties import CASES, assert_conforms
 
 
 def test_correct_update_conforms():
-    assert_conforms(mymod.update, max_examples=8)
+    assert_conforms(mymod.update, tier="serving", max_examples=8)
 
 
 def test_broken_update_conforms():
@@ -73,8 +73,8 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_assert_conforms_passes_a_correct_update_and_shows_a_broken_ones_counterexample(project):
     """A fresh pytest process with nothing of this repository: it imports JAX, compiles the
-    shapes it draws for every case of both tiers into a cold compilation cache (8 examples a
-    case), and shrinks the broken update's failure: a minute or so, run once (marked process)."""
+    shapes it draws for every serving case into a cold compilation cache (8 examples a case),
+    and shrinks the broken update's failure: half a minute or so, run once (marked process)."""
     result = project.runpytest_subprocess(
         "--kvcache-impl", "mymod:update", "-v", "-p", "no:cacheprovider"
     )

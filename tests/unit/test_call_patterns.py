@@ -14,7 +14,6 @@ from hypothesis import Phase, settings
 from oracle.contract import Tier
 from oracle.reference import reference_update
 from properties._src.calling.implementations import (
-    CALL_MODES,
     EAGER,
     JIT_DONATED,
     call,
@@ -81,18 +80,6 @@ def test_a_count_read_on_host_fails_under_jit_and_passes_eagerly():
         r"under jax.jit with a donated cache: the implementation raised \w*Concretization",
         outcome.failure.message,
     ), outcome.failure.message
-
-
-def test_every_property_case_calls_in_both_modes_under_ci():
-    """Two whole cases under ``ci``, every pool shape compiled in both modes: 20 to 30 s on a
-    2-core machine."""
-    seen = []
-    for case in CASES[:2]:
-        case.build(
-            load("kvcache:kv_cache_update_jax"),
-            RunConfig(observe=seen.append, settings=PROFILES["ci"]),
-        )()
-    assert {step.mode for step in seen} == set(CALL_MODES)
 
 
 def test_state_kept_between_shapes_is_caught_and_replayed_in_order(monkeypatch):

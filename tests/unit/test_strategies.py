@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 
 from oracle.contract import Tier, Update, violations
 from oracle.reference import reference_update
-from properties._src.calling.implementations import as_implementation
-from properties._src.cases.catalog import CASES, bits
+from properties._src.calling.implementations import CALL_MODES, as_implementation
+from properties._src.cases.catalog import CASES, PropertyCase, bits
 from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import (
     BUCKETS,
@@ -246,11 +246,14 @@ def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
     every example passes) and checks what it drew: every pool shape, so every class of every
     dimension and relation and every pair of classes the pool covers (all but those left to
     ``thorough`` or no shape can have), every feature in ``CI_FEATURES``, and nothing outside
-    its case's tier. It is as long as a ``ci`` run of every case (over a minute): what it checks
-    is the drawing, Python code, so it is marked ``process`` and runs on one Python."""
+    its case's tier; and that each property case calls in both modes (eagerly, and under
+    ``jax.jit`` with the cache donated). It is as long as a ``ci`` run of every case (about a
+    minute): what it checks is the drawing, Python code, so it is marked ``process`` and runs on
+    one Python."""
     shapes: set[Bucket] = set()
     features: set[str] = set()
     invalid: list[str] = []
+    modes: dict[str, set[str]] = {}
     for case in CASES:
         seen: list = []  # a Step per example, or the list a sequence case fills as it goes
         config = RunConfig(
@@ -267,7 +270,10 @@ def test_each_ci_run_draws_every_pool_shape_and_the_rare_layouts():
                 shapes.add(Bucket.of(u))
                 features.update(name for name, (_, present) in FEATURES.items() if present(u))
                 invalid.extend(str(v) for v in violations(u, case.tier))
+                modes.setdefault(case.id, set()).add(step.mode)
     assert invalid == []
+    one_mode = [c.id for c in CASES if isinstance(c, PropertyCase) and modes[c.id] != {*CALL_MODES}]
+    assert one_mode == []
     assert [b for b in BUCKETS if b not in shapes] == []
     reached = {label for b in shapes for label in labels_of(b)}
     assert [label for label in every_label() if label not in reached] == []
