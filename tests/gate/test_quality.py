@@ -51,8 +51,8 @@ def rejection(found: list[Outcome]) -> Outcome | None:
 
 @pytest.mark.parametrize("spec", KNOWN_BAD)
 def test_ci_profile_rejects_the_mutant_by_search(spec):
-    """A mutant that only some cases show runs every case before the first that rejects it,
-    each case's whole ci budget: up to a minute for the few that only a late case rejects."""
+    """A mutant that only some cases show runs every unit before the first that rejects it,
+    each unit's whole ci budget: up to a minute for the few that only a late unit rejects."""
     failed = rejection(outcomes(spec))
     assert failed is not None, f"{spec} survived every property on both tiers"
     assert failed.failure is not None and failed.failure.message
