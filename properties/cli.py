@@ -351,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         supervise(specs, cases, progress, options=options, timeout=args.timeout, jobs=args.jobs)
     except KeyboardInterrupt:
         interrupted = True
+        results.write()  # the Ctrl-C may have come between keeping a result and writing it
     progress.clear()
     if not args.quiet:
         print()

@@ -114,13 +114,13 @@ class Results:
         self._results: dict[str, list[CaseResult]] = {name: [] for name in names}
         self._outputs = list(outputs)
         self._rank = {key: index for index, key in enumerate(order)}
-        self._write()
+        self.write()
 
     def add(self, name: str, result: CaseResult) -> None:
         results = self._results[name]
         results.append(result)
         results.sort(key=lambda r: self._rank.get((r.property, r.tier), len(self._rank)))
-        self._write()
+        self.write()
 
     def __len__(self) -> int:
         """How many results have arrived (what the files hold once ``add`` returns)."""
@@ -130,7 +130,9 @@ class Results:
         """A ``CheckResult`` for each implementation with a result, in the order named."""
         return [CheckResult(n, tuple(r)) for n, r in self._results.items() if r]
 
-    def _write(self) -> None:
+    def write(self) -> None:
+        """Rewrite the files with every result kept (``add`` does; again after a Ctrl-C that
+        may have cut ``add`` short between keeping a result and writing it)."""
         implementations = self.implementations()
         for path, format_ in self._outputs:
             replace(path, format_(implementations))
