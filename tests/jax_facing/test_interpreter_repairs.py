@@ -5,11 +5,20 @@ the mended check is still found (a race after the mended wait: ``test_races``)."
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from interpreted_kernels import BATCH_KERNEL, KERNEL, column_kernel, exact, with_columns
+from interpreted_kernels import (
+    BATCH_KERNEL,
+    KERNEL,
+    TABLE_AS_GIVEN,
+    column_kernel,
+    exact,
+    with_columns,
+)
 from jax.experimental.pallas import tpu as pltpu
 
 from oracle.contract import Update
@@ -120,4 +129,52 @@ def test_no_rows_at_the_end_of_a_buffer_are_read_and_written(update, mode):
 def test_a_range_out_of_bounds_beside_the_mend_is_still_the_kernels_fault(column, says):
     fault = _fault(BATCH_KERNEL, with_columns([(4, 1, 2), column], 2))
     assert says in fault.message, fault
+    assert not fault.interpreter_fault, fault
+
+
+def narrow_table(dtype, heads: int, head_dim: int = 128) -> Update:
+    """One column of 4 rows, each ``heads`` x ``head_dim`` float32, from a slice table in
+    ``dtype``: with a head_dim of 128, the copy's byte count (4 * heads * 512) is a multiple
+    of 2 to the table's bit width, so computed in that dtype it is 0 or below."""
+    tokens = np.arange(8 * heads * head_dim, dtype=np.float32).reshape(8, heads, head_dim)
+    return Update(
+        tokens,
+        np.array([[4], [2], [4]], dtype=dtype),
+        -np.arange(16 * heads * head_dim, dtype=np.float32).reshape(16, heads, head_dim),
+        np.array([1], dtype=np.int32),
+        4,
+    )
+
+
+NARROW_TABLES = [(np.int8, 1), (np.uint8, 1), (np.int16, 16)]
+
+
+@pytest.mark.xfail(raises=StillUnmended, strict=True, reason="JAX's interpreter unmended")
+def test_jax_still_waits_for_a_byte_count_computed_in_the_tables_dtype():
+    """When this passes, JAX's interpreter counts a DMA's bytes wide enough itself: the
+    widening mend can go. (Its own shape, as above: 4 rows of 120 float32 are 1920 bytes,
+    -128 as an int8, a wait that returns at once; race detection off, whose clocks assert on
+    a first wait for no bytes.)"""
+    update = narrow_table(np.int8, 1, head_dim=120)
+    arrays = [jnp.asarray(array) for array in update.arrays()]
+    without_races = dataclasses.replace(INTERPRET_PARAMS, detect_races=False)
+    with clean_slate(), pltpu.force_tpu_interpret_mode(without_races):
+        actual = np.asarray(TABLE_AS_GIVEN.function(*arrays, page_size=update.page_size))
+    if not exact(update, actual):
+        raise StillUnmended("the column's rows were not written")
+
+
+@pytest.mark.parametrize("mode", CALL_MODES)
+@pytest.mark.parametrize(("dtype", "heads"), NARROW_TABLES, ids=lambda v: getattr(v, "__name__", v))
+def test_dmas_sized_from_a_narrow_table_copy_their_rows(dtype, heads, mode):
+    update = narrow_table(dtype, heads)
+    assert exact(update, call(TABLE_AS_GIVEN, update, mode))
+
+
+def test_a_write_out_of_bounds_from_a_narrow_table_is_still_the_kernels_fault():
+    update = dataclasses.replace(
+        narrow_table(np.int8, 1), slice_indices=np.array([[14], [2], [4]], np.int8)
+    )
+    fault = _fault(TABLE_AS_GIVEN, update)
+    assert "Out-of-bounds write" in fault.message, fault
     assert not fault.interpreter_fault, fault

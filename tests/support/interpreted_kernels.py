@@ -61,10 +61,13 @@ def _all_columns_at_once(indices_ref, count_ref, new_hbm, _aliased, cache_hbm, s
                 )
 
 
-def in_place(body, grid, scratch_shapes, new_kv_tokens, slice_indices, kv_cache_pages, count):
+def in_place(
+    body, grid, scratch_shapes, new_kv_tokens, slice_indices, kv_cache_pages, count, *, widen=True
+):
     """``body`` as a Pallas kernel over ``grid``: the slice indices and the count prefetched
-    as int32 (a table of a narrower dtype, prefetched as it is, would have the DMAs' bounds
-    computed in that dtype), the tokens and the cache in HBM, the cache updated in place."""
+    as int32 (unless not ``widen``: a table of a narrower dtype, prefetched as it is, has the
+    DMAs' bounds computed in that dtype), the tokens and the cache in HBM, the cache updated in
+    place."""
     return pl.pallas_call(
         body,
         grid_spec=pltpu.PrefetchScalarGridSpec(
@@ -77,24 +80,27 @@ def in_place(body, grid, scratch_shapes, new_kv_tokens, slice_indices, kv_cache_
         out_shape=jax.ShapeDtypeStruct(kv_cache_pages.shape, kv_cache_pages.dtype),
         input_output_aliases={3: 0},
     )(
-        slice_indices.astype(jnp.int32),
+        slice_indices.astype(jnp.int32) if widen else slice_indices,
         jnp.reshape(count, (1,)).astype(jnp.int32),
         new_kv_tokens,
         kv_cache_pages,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("page_size",))
-def column_kernel(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+@functools.partial(jax.jit, static_argnames=("page_size", "widen"))
+def column_kernel(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size, widen=True
+):
     """A correct update, one column per grid step; JAX's race detector asserts on a
-    zero-length first column (JAX's own assert, not this kernel's)."""
+    zero-length first column (JAX's own assert, not this kernel's). Not ``widen``: its DMAs'
+    starts and sizes are in the table's own dtype."""
     scratch = [
         pltpu.VMEM((page_size, *kv_cache_pages.shape[1:]), kv_cache_pages.dtype),
         pltpu.SemaphoreType.DMA,
     ]
     grid = (slice_indices.shape[1],)
     arrays = (new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices)
-    return in_place(_one_column_per_step, grid, scratch, *arrays)
+    return in_place(_one_column_per_step, grid, scratch, *arrays, widen=widen)
 
 
 @functools.partial(jax.jit, static_argnames=("page_size",))
@@ -112,6 +118,9 @@ def batch_kernel(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slic
 
 
 KERNEL = Implementation("column_kernel", column_kernel)
+TABLE_AS_GIVEN = Implementation(
+    "column_kernel (table as given)", functools.partial(column_kernel, widen=False)
+)
 BATCH_KERNEL = Implementation("batch_kernel", batch_kernel)
 
 

@@ -1,7 +1,7 @@
 """Where JAX's TPU interpreter needs mending while the harness runs kernels in it.
 
-Three checks of JAX's interpreter (0.10.2 to 0.12) fail on kernels that do nothing wrong; each
-mend corrects that one check and leaves the rest of the interpreter as it is:
+Four places in JAX's interpreter (0.10.2 to 0.12) fail kernels that do nothing wrong; each
+mend corrects that one place and leaves the rest of the interpreter as it is:
 
 - Before any kernel code runs, the interpreter pads each operand to a whole number of its
   blocks (``pad_to_block_dimension`` in ``jax/_src/pallas/mosaic/interpret/utils.py``) with
@@ -20,6 +20,16 @@ mend corrects that one check and leaves the rest of the interpreter as it is:
   already >= 0) and it has nothing to order, so it returns without learning a clock. Every
   wait for bytes, and so every race between real bytes, is left to JAX.
 
+- A DMA's wait waits for ``math.prod(shape) * itemsize`` bytes of the copy's source
+  (``dma_wait`` in ``interpret_pallas_call.py``); with a size read from an 8- or 16-bit slice
+  table (``pl.ds(start, size)``), that product is computed in the table's dtype and wraps. An
+  int8 size of one 2 x 128 float32 row waits for 0 bytes: the wait returns before the copy
+  runs, and the rows are never written (a wrapped count below zero or above the copy's bytes
+  leaves the semaphore off zero at exit instead). The copy itself counts its bytes in Python.
+  Every integer index of a ref the interpreter reads is widened to int32 first, so the byte
+  count is the copy's own. A kernel's own arithmetic in a narrow dtype happens before that,
+  and a wrap there is still the kernel's.
+
 Findings it prints instead of raising: at kernel exit it checks that every semaphore is back at
 zero (a DMA started and never waited, say) and ``print``s what it finds, which lands in the
 middle of the harness's report on stdout. ``printed_as_warnings`` turns whatever the call
@@ -35,6 +45,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
 
 def _interpreter_module(name: str) -> Any:
     """The module ``name`` of JAX's TPU interpreter, or ``None`` in a JAX without it."""
@@ -45,6 +58,11 @@ def _interpreter_module(name: str) -> Any:
 
 
 _UTILS = _interpreter_module("utils")
+try:
+    _PRIMITIVES: Any = importlib.import_module("jax._src.pallas.mosaic.primitives")
+except ImportError:
+    _PRIMITIVES = None
+_REF_AND_TRANSFORMS = getattr(_PRIMITIVES, "_get_ref_and_transforms", None)
 _PAD = getattr(_UTILS, "pad_to_block_dimension", None)
 _CLIP = getattr(_UTILS, "clip_range_to_shape", None)
 _SEMAPHORE = getattr(_interpreter_module("shared_memory"), "Semaphore", None)
@@ -89,6 +107,21 @@ def _wait(semaphore: Any, value: Any, global_core_id: Any, **options: Any) -> No
     _WAIT(semaphore, value, global_core_id, **options)  # type: ignore[misc]
 
 
+def _widened(leaf: Any) -> Any:
+    """An integer array narrower than 32 bits as int32; anything else as it is."""
+    if not isinstance(leaf, jax.Array):
+        return leaf
+    narrow = jnp.issubdtype(leaf.dtype, jnp.integer) and leaf.dtype.itemsize < 4
+    return leaf.astype(jnp.int32) if narrow else leaf
+
+
+def _ref_and_transforms(ref: Any) -> tuple[Any, Any]:
+    """JAX's split of a ref into the ref and its transforms, with each integer index (a
+    slice's dynamic start and size among them) narrower than 32 bits widened to int32."""
+    ref, transforms = _REF_AND_TRANSFORMS(ref)  # type: ignore[misc]
+    return ref, jax.tree.map(_widened, transforms)
+
+
 @contextlib.contextmanager
 def _replaced(owner: Any, name: str, original: Any, mend: Any) -> Iterator[None]:
     """Run the body with ``owner.name`` set to ``mend``; a JAX without ``original`` (where
@@ -105,11 +138,12 @@ def _replaced(owner: Any, name: str, original: Any, mend: Any) -> Iterator[None]
 
 @contextlib.contextmanager
 def mended() -> Iterator[None]:
-    """Run the body with the three checks above corrected in JAX's TPU interpreter."""
+    """Run the body with the four places above corrected in JAX's TPU interpreter."""
     with (
         _replaced(_UTILS, "pad_to_block_dimension", _PAD, _pad_to_block_dimension),
         _replaced(_UTILS, "clip_range_to_shape", _CLIP, _clip_range_to_shape),
         _replaced(_SEMAPHORE, "wait", _WAIT, _wait),
+        _replaced(_PRIMITIVES, "_get_ref_and_transforms", _REF_AND_TRANSFORMS, _ref_and_transforms),
     ):
         yield
 
