@@ -107,9 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         "--constraint",
         action="append",
         default=[],
-        metavar="DIM%K",
+        metavar="DIM%K|FIELD=DTYPE",
         help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
-        "is a multiple of K (repeatable)",
+        "is a multiple of K, or whose FIELD (table_dtype, count_dtype) is DTYPE (repeatable)",
     )
     parser.add_argument(
         "--compare",

@@ -3,7 +3,7 @@
 * ``--kvcache-impl MODULE:ATTR`` (repeatable), ``KVCACHE_IMPL=a:b,c:d`` and the ini option
   ``kvcache_impl`` name the implementations under test (``builtin``: the project's own).
 * A test taking the ``kvcache_implementation`` fixture runs once per implementation.
-* ``--kvcache-compare bits|values`` and ``--kvcache-constraint DIM%K`` (repeatable) say how
+* ``--kvcache-compare bits|values`` and ``--kvcache-constraint DIM%K|FIELD=DTYPE`` (repeatable) say how
   results are compared and which shapes the implementations take; ``--kvcache-check-seconds``
   and ``--kvcache-shrink-seconds`` bound each check's search and each shrink. A test reads them
   from the ``kvcache_check_options`` fixture (keyword arguments for
@@ -64,9 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--kvcache-constraint",
         action="append",
         default=[],
-        metavar="DIM%K",
+        metavar="DIM%K|FIELD=DTYPE",
         help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
-        "is a multiple of K (repeatable)",
+        "is a multiple of K, or whose FIELD (table_dtype, count_dtype) is DTYPE (repeatable)",
     )
     group.addoption(
         "--kvcache-check-seconds",

@@ -65,6 +65,9 @@ MEMORY_SPACE_ANY = Patch(
     count=3,
 )
 LANE_ALIGNED = "head_dim%128"  # every peer kernel asserts a lane-aligned head_dim
+# lax.select(offset_i < num_slices_ref[0], slices_ref[1, offset_i], 0): a table of any other
+# dtype raises TypeError while tracing (its runners build int32 tables).
+INT32_TABLE = "table_dtype=int32"
 
 TPU_INFERENCE_FILE = "tpu_inference/kernels/ragged_paged_attention/v2/ragged_kv_cache_update.py"
 EASYDEL_FILE = "easydel/caching/ragged_page/utils.py"
@@ -95,7 +98,7 @@ PEERS: tuple[Peer, ...] = (
         # It picks its own block (64 on these shapes, more columns than any bucket has);
         # 8 is one of the blocks its own tests run.
         keywords={"num_slices_per_block": 8},
-        constraints=(LANE_ALIGNED, "columns%8"),
+        constraints=(LANE_ALIGNED, "columns%8", INT32_TABLE),
         count_as_one=True,
     ),
     Peer(
@@ -114,7 +117,7 @@ PEERS: tuple[Peer, ...] = (
             TPU_MEMORY_SPACE_ANY,
         ),
         keywords={"num_slices_per_block": 8},
-        constraints=(LANE_ALIGNED, "columns%8"),
+        constraints=(LANE_ALIGNED, "columns%8", INT32_TABLE),
         count_as_one=True,
     ),
     Peer(

@@ -3,7 +3,10 @@ regression examples included: an implementation that cannot take a shape is neve
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +14,8 @@ import kvcache
 from oracle.contract import Tier
 from properties._src.cases.regressions import REGRESSIONS
 from properties._src.domain.buckets import BUCKETS, Bucket
-from properties._src.domain.constraints import Constraint, admitted
+from properties._src.domain.constraints import Constraint, admitted, fitting, parse_all
+from properties._src.drawing.shapes import any_bucket
 from properties._src.drawing.strategies import updates
 from properties._src.running.api import cases_on, check
 
@@ -60,3 +64,54 @@ def test_regression_examples_run_without_constraints():
     result = check(lane_aligned_only, cases=first_case, max_examples=1, profile="ci")
     assert not result.passed
     assert "head_dim 1" in result.not_passed[0].counterexample
+
+
+def int32_table_only(
+    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
+):
+    """The fallback, refusing any slice table but int32 (as tpu-inference's kernel does)."""
+    assert slice_indices.dtype == np.int32, f"table {slice_indices.dtype}"
+    return kvcache.kv_cache_update_jax(
+        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+    )
+
+
+def test_a_dtype_constraint_reads_back_as_written_and_a_wrong_one_says_why():
+    assert parse_all(["table_dtype=int32", "count_dtype = uint8"]) == (
+        Constraint("table_dtype", dtype="int32"),
+        Constraint("count_dtype", dtype="uint8"),
+    )
+    assert str(Constraint.parse("table_dtype=int32")) == "table_dtype=int32"
+    for text, says in [
+        ("table_dtype=float32", "DTYPE one of int8"),
+        ("cache_dtype=int32", "FIELD one of table_dtype, count_dtype"),
+        ("table_dtype%2", "DIMENSION one of heads"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            Constraint.parse(text)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint16", "int32"])
+def test_the_pool_fitted_to_a_table_dtype_has_only_that_table_and_pages_it_can_index(dtype):
+    fitted = fitting(BUCKETS, (Constraint("table_dtype", dtype=dtype),))
+    assert {b.table_dtype for b in fitted} == {dtype}
+    assert all(b.page_size <= np.iinfo(dtype).max for b in fitted)
+    kept = [b for b in BUCKETS if b.page_size <= np.iinfo(dtype).max]
+    assert len(fitted) == len(dict.fromkeys(replace(b, table_dtype=dtype) for b in kept))
+
+
+@settings(max_examples=50, database=None, deadline=None)
+@given(st.data())
+def test_free_shapes_take_the_constrained_dtypes(data):
+    constraints = parse_all(["table_dtype=int16", "count_dtype=uint32", "heads%2"])
+    bucket = data.draw(any_bucket(constraints))
+    assert (bucket.table_dtype, bucket.count_dtype) == ("int16", "uint32")
+    assert bucket.page_size <= np.iinfo(np.int16).max and bucket.heads % 2 == 0
+
+
+def test_an_implementation_taking_only_int32_tables_passes_under_the_constraint_alone():
+    first_case = cases_on("serving")[:1]
+    options = {"cases": first_case, "max_examples": 4, "profile": "ci"}
+    assert check(int32_table_only, constraints=["table_dtype=int32"], **options).passed
+    refused = check(int32_table_only, **options).not_passed
+    assert refused and "table " in refused[0].counterexample

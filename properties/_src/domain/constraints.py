@@ -1,7 +1,8 @@
 """Shape constraints: what an implementation's layout requires, so the harness draws only
 fitting shapes instead of a user padding by hand (``--constraint head_dim%128``).
 
-A constraint is ``DIMENSION%DIVISOR``: the dimension must be a multiple of the divisor.
+A constraint is ``DIMENSION%DIVISOR``: the dimension must be a multiple of the divisor; or
+``FIELD=DTYPE``: the slice table's or the count's dtype must be that one (``table_dtype=int32``).
 ``in_force`` reads them (and a mesh's) for a run; ``fitting`` fits a pool of shapes to them.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from properties._src.domain.buckets import BUCKETS, Bucket
+from properties._src.domain.buckets import BUCKETS, INDEX_DTYPES, Bucket
 
 # Each dimension a constraint can name, as the ``Bucket`` field that holds it.
 DIMENSIONS = {
@@ -33,36 +35,62 @@ MAX_HEADS, MAX_HEAD_DIM, MAX_PAGE_SIZE, MAX_TOKENS, MAX_COLUMNS = 72, 640, 2048,
 MAX_TOKEN_BYTES = 2**23
 
 
+# Each dtype a constraint can fix (``table_dtype=int32``), as the ``Bucket`` field that holds it:
+# for an implementation that takes a slice table or a count of one dtype only.
+DTYPE_FIELDS = {"table_dtype": "table_dtype", "count_dtype": "count_dtype"}
+
+
 @dataclass(frozen=True)
 class Constraint:
-    """``dimension`` must be a multiple of ``divisor``."""
+    """``dimension`` must be a multiple of ``divisor``; or, with a ``dtype``, the dtype field
+    ``dimension`` (one of ``DTYPE_FIELDS``) must be that dtype."""
 
     dimension: str
-    divisor: int
+    divisor: int = 1
+    dtype: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Constraint:
-        """``"head_dim%128"`` to a ``Constraint``, or ``ValueError`` saying what is wrong."""
-        dimension, separator, divisor = text.replace(" ", "").partition("%")
+        """``"head_dim%128"`` or ``"table_dtype=int32"`` to a ``Constraint``, or
+        ``ValueError`` saying what is wrong."""
+        text = text.replace(" ", "")
+        field, equals, dtype = text.partition("=")
+        if equals:
+            if field not in DTYPE_FIELDS or dtype not in INDEX_DTYPES:
+                raise ValueError(
+                    f"constraint {text!r}: expected FIELD=DTYPE with FIELD one of "
+                    f"{', '.join(DTYPE_FIELDS)} and DTYPE one of {', '.join(INDEX_DTYPES)}"
+                )
+            return cls(field, dtype=dtype)
+        dimension, separator, divisor = text.partition("%")
         if not separator or dimension not in DIMENSIONS:
             raise ValueError(
                 f"constraint {text!r}: expected DIMENSION%DIVISOR with DIMENSION one of "
-                f"{', '.join(DIMENSIONS)}"
+                f"{', '.join(DIMENSIONS)}, or FIELD=DTYPE with FIELD one of "
+                f"{', '.join(DTYPE_FIELDS)}"
             )
         if not divisor.isdigit() or int(divisor) < 1:
             raise ValueError(f"constraint {text!r}: the divisor must be a positive integer")
         return cls(dimension, int(divisor))
 
     def admits(self, bucket: Bucket) -> bool:
+        if self.dtype is not None:
+            return getattr(bucket, DTYPE_FIELDS[self.dimension]) == self.dtype
         return getattr(bucket, DIMENSIONS[self.dimension]) % self.divisor == 0
 
     def fit(self, bucket: Bucket) -> Bucket:
-        """``bucket`` with the dimension rounded up to a multiple of the divisor."""
+        """``bucket`` with the dimension rounded up to a multiple of the divisor, or with the
+        dtype."""
+        if self.dtype is not None:
+            fixed: dict[str, Any] = {DTYPE_FIELDS[self.dimension]: self.dtype}
+            return replace(bucket, **fixed)
         value = getattr(bucket, DIMENSIONS[self.dimension])
         fitted = -(-value // self.divisor) * self.divisor
         return replace(bucket, **{DIMENSIONS[self.dimension]: fitted})
 
     def __str__(self) -> str:
+        if self.dtype is not None:
+            return f"{self.dimension}={self.dtype}"
         return f"{self.dimension}%{self.divisor}"
 
 
@@ -110,8 +138,8 @@ def in_domain(bucket: Bucket) -> bool:
 
 
 def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
-    """Each bucket with every constrained dimension rounded up to a multiple of its divisor,
-    in order, without repeats, leaving out those the rounding takes past the memory bounds
+    """Each bucket with every constrained dimension rounded up to a multiple of its divisor
+    and every constrained dtype set, in order, without repeats, leaving out those the rounding takes past the memory bounds
     (so the pool keeps its classes wherever the constraints allow them), with an int32 slice
     table where the rounded page's length outgrows a narrower one; ``ValueError`` if none is
     left."""
@@ -122,7 +150,7 @@ def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) ->
                 bucket = constraint.fit(bucket)
         if bucket.page_size > np.iinfo(bucket.table_dtype).max:  # a page's length must fit
             bucket = replace(bucket, table_dtype="int32")
-        if within_memory(bucket):
+        if within_memory(bucket) and admitted(bucket, constraints):  # a table dtype too
             fitted.append(bucket)
     if not fitted:
         raise ValueError(

@@ -4,7 +4,7 @@ The ``ci`` and ``dev`` profiles draw from the pool (``buckets.BUCKETS``), so eac
 compilation per pool shape and still reaches every edge class. ``thorough`` also draws shapes
 freely (``any_bucket``), half its examples, paying a compilation for most of those.
 Constraints (``head_dim%128``) apply to both: the pool is fitted (``constraints.fitting``) and
-free shapes are drawn as multiples of each divisor.
+free shapes are drawn as multiples of each divisor, with the dtypes a constraint fixes.
 """
 
 from __future__ import annotations
@@ -60,8 +60,15 @@ def _divisors(constraints: tuple[Constraint, ...]) -> dict[str, int]:
     """The least common multiple of the divisors each dimension must meet."""
     found: dict[str, int] = {}
     for c in constraints:
-        found[c.dimension] = math.lcm(found.get(c.dimension, 1), c.divisor)
+        if c.dtype is None:
+            found[c.dimension] = math.lcm(found.get(c.dimension, 1), c.divisor)
     return found
+
+
+def _dtypes(field: str, constraints: tuple[Constraint, ...]) -> tuple[str, ...]:
+    """The dtypes ``field`` (``table_dtype``, ``count_dtype``) may take under ``constraints``."""
+    fixed = {c.dtype for c in constraints if c.dtype is not None and c.dimension == field}
+    return tuple(d for d in INDEX_DTYPES if not fixed or {d} == fixed)
 
 
 @st.composite
@@ -85,8 +92,10 @@ def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
     heads = dimension("heads", 1, MAX_HEADS, EDGES["heads"])
     head_dim = dimension("head_dim", 1, MAX_HEAD_DIM, EDGES["head_dim"])
     row_bytes = heads * head_dim * itemsize
+    tables = _dtypes("table_dtype", constraints)
+    widest = max(int(np.iinfo(t).max) for t in tables)
     page_size = dimension(
-        "page_size", 1, min(MAX_PAGE_SIZE, MAX_PAGE_BYTES // row_bytes), EDGES["page_size"]
+        "page_size", 1, min(MAX_PAGE_SIZE, MAX_PAGE_BYTES // row_bytes, widest), EDGES["page_size"]
     )
     most_pages = MAX_CACHE_BYTES // (page_size * row_bytes)
     past = [rows // page_size + 1 for rows in ROW_COUNTS_PAST]
@@ -94,8 +103,8 @@ def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
     tokens = dimension("tokens", 0, min(MAX_TOKENS, MAX_TOKEN_BYTES // row_bytes), EDGES["tokens"])
     columns = dimension("columns", 0, MAX_COLUMNS, EDGES["columns"])
     count_shape = draw(st.sampled_from([(1,), ()]))
-    table = draw(st.sampled_from([t for t in INDEX_DTYPES if page_size <= np.iinfo(t).max]))
-    count = draw(st.sampled_from(INDEX_DTYPES))
+    table = draw(st.sampled_from([t for t in tables if page_size <= np.iinfo(t).max]))
+    count = draw(st.sampled_from(_dtypes("count_dtype", constraints)))
     return Bucket(
         page_size, pages, heads, head_dim, dtype, tokens, columns, count_shape, table, count
     )
