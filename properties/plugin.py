@@ -3,11 +3,11 @@
 * ``--kvcache-impl MODULE:ATTR`` (repeatable), ``KVCACHE_IMPL=a:b,c:d`` and the ini option
   ``kvcache_impl`` name the implementations under test (``builtin``: the project's own).
 * A test taking the ``kvcache_implementation`` fixture runs once per implementation.
-* ``--kvcache-compare bits|values`` and ``--kvcache-constraint DIM%K|FIELD=DTYPE`` (repeatable) say how
-  results are compared and which shapes the implementations take; ``--kvcache-check-seconds``
-  and ``--kvcache-shrink-seconds`` bound each check's search and each shrink. A test reads them
-  from the ``kvcache_check_options`` fixture (keyword arguments for
-  ``check``/``assert_conforms``), the first two also from ``compare(config)`` and
+* ``--kvcache-compare bits|values`` and ``--kvcache-constraint DIM%K|FIELD=DTYPE``
+  (repeatable) say how results are compared and which shapes the implementations take;
+  ``--kvcache-check-seconds`` and ``--kvcache-shrink-seconds`` bound each check's search and
+  each shrink. A test reads them from the ``kvcache_check_options`` fixture (keyword arguments
+  for ``check``/``assert_conforms``), the first two also from ``compare(config)`` and
   ``constraints(config)``.
 * ``--kvcache-mesh pages=P,heads=H`` runs the property cases with every update placed on a
   P x H device mesh (virtual CPU devices off a TPU), plus ``sharding-preserved``; the

@@ -134,8 +134,9 @@ def test_a_range_out_of_bounds_beside_the_mend_is_still_the_kernels_fault(column
 
 def narrow_table(dtype, heads: int, head_dim: int = 128) -> Update:
     """One column of 4 rows, each ``heads`` x ``head_dim`` float32, from a slice table in
-    ``dtype``: with a head_dim of 128, the copy's byte count (4 * heads * 512) is a multiple
-    of 2 to the table's bit width, so computed in that dtype it is 0 or below."""
+    ``dtype``. With a head_dim of 128 the copy is 2048 * heads bytes, which the tables of
+    ``NARROW_TABLES`` wrap to 0 or below: 2048 is 0 as an 8-bit value, 32768 is -32768 as an
+    int16."""
     tokens = np.arange(8 * heads * head_dim, dtype=np.float32).reshape(8, heads, head_dim)
     return Update(
         tokens,

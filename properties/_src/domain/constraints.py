@@ -139,9 +139,10 @@ def in_domain(bucket: Bucket) -> bool:
 
 def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
     """Each bucket with every constrained dimension rounded up to a multiple of its divisor
-    and every constrained dtype set, in order, without repeats, leaving out those the rounding takes past the memory bounds
-    (so the pool keeps its classes wherever the constraints allow them), with an int32 slice
-    table where the rounded page's length outgrows a narrower one; ``ValueError`` if none is
+    and every constrained dtype set, in order, without repeats, leaving out those the rounding
+    takes past the memory bounds (so the pool keeps its classes wherever the constraints allow
+    them), with an int32 slice table where the rounded page's length outgrows a narrower one
+    (and leaving out those whose page outgrows a constrained table); ``ValueError`` if none is
     left."""
     fitted = []
     for bucket in buckets:
