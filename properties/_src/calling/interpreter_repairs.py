@@ -49,23 +49,21 @@ import jax
 import jax.numpy as jnp
 
 
-def _interpreter_module(name: str) -> Any:
-    """The module ``name`` of JAX's TPU interpreter, or ``None`` in a JAX without it."""
+def _mosaic_module(name: str) -> Any:
+    """The module ``name`` of JAX's Pallas TPU package (``interpret.utils``, say), or ``None``
+    in a JAX without it."""
     try:
-        return importlib.import_module(f"jax._src.pallas.mosaic.interpret.{name}")
+        return importlib.import_module(f"jax._src.pallas.mosaic.{name}")
     except ImportError:
         return None
 
 
-_UTILS = _interpreter_module("utils")
-try:
-    _PRIMITIVES: Any = importlib.import_module("jax._src.pallas.mosaic.primitives")
-except ImportError:
-    _PRIMITIVES = None
+_UTILS = _mosaic_module("interpret.utils")
+_PRIMITIVES = _mosaic_module("primitives")
 _REF_AND_TRANSFORMS = getattr(_PRIMITIVES, "_get_ref_and_transforms", None)
 _PAD = getattr(_UTILS, "pad_to_block_dimension", None)
 _CLIP = getattr(_UTILS, "clip_range_to_shape", None)
-_SEMAPHORE = getattr(_interpreter_module("shared_memory"), "Semaphore", None)
+_SEMAPHORE = getattr(_mosaic_module("interpret.shared_memory"), "Semaphore", None)
 _WAIT = getattr(_SEMAPHORE, "wait", None)
 
 
