@@ -17,6 +17,8 @@ drawn on each shape already tries the bounds and the bit patterns implementation
 
 from __future__ import annotations
 
+import functools
+import random
 from dataclasses import replace
 
 import numpy as np
@@ -43,32 +45,44 @@ from properties._src.drawing.shapes import (
 HYPOTHESIS_CHOICES = 96  # per layout; the rest come from a generator Hypothesis seeds
 
 
+@functools.lru_cache(maxsize=4096)
+def _integers(low: int, high: int, often: tuple[int, ...]) -> st.SearchStrategy[int]:
+    """An integer in [low, high], ``often`` values half the time. Cached: a layout draws
+    hundreds, and a new strategy object is validated afresh on its first draw (a tenth of a
+    millisecond here, most of a layout's drawing)."""
+    uniform = st.integers(low, high)
+    return st.one_of(uniform, st.sampled_from(often)) if often else uniform
+
+
 class Choices:
     """The decisions behind one layout: the first ``HYPOTHESIS_CHOICES`` drawn by Hypothesis
-    (so they shrink), the rest from a NumPy generator seeded by one draw, so a layout of
-    hundreds of columns costs a bounded number of draws. ``often`` values are picked half
-    the time: the edges a uniform draw would rarely hit."""
+    (so they shrink), the rest from a generator seeded by one draw, so a layout of hundreds of
+    columns costs a bounded number of draws. ``often`` values are picked half the time: the
+    edges a uniform draw would rarely hit.
+
+    The generator is Python's ``random.Random``: it draws an exact integer of any width (a
+    padding column's values span int64) in a fraction of a NumPy generator's per-call cost,
+    and a wide layout makes hundreds of such calls."""
 
     def __init__(self, draw):
         self._draw, self._left, self._rng = draw, HYPOTHESIS_CHOICES, None
 
-    def _generator(self) -> np.random.Generator | None:
+    def _generator(self) -> random.Random | None:
         if self._left > 0:
             self._left -= 1
             return None
         if self._rng is None:
-            self._rng = np.random.default_rng(self._draw(st.integers(0, 2**32 - 1)))
+            self._rng = random.Random(self._draw(st.integers(0, 2**32 - 1)))
         return self._rng
 
     def integer(self, low: int, high: int, often=()) -> int:
-        often = [v for v in often if low <= v <= high]
+        often = tuple(v for v in often if low <= v <= high)
         rng = self._generator()
         if rng is None:
-            uniform = st.integers(low, high)
-            return self._draw(st.one_of(uniform, st.sampled_from(often)) if often else uniform)
-        if often and rng.integers(2):
-            return int(often[rng.integers(len(often))])
-        return int(rng.integers(low, high, endpoint=True))
+            return self._draw(_integers(low, high, often))
+        if often and rng.getrandbits(1):
+            return often[rng.randrange(len(often))]
+        return rng.randint(low, high)
 
     def boolean(self) -> bool:
         return bool(self.integer(0, 1))
@@ -166,22 +180,27 @@ def general_columns(choose: Choices, bucket: Bucket) -> list[tuple[int, int, int
     return list(zip(destinations, sources, lengths, strict=True))
 
 
-def padding_column(choose: Choices, bucket: Bucket) -> tuple[int, int, int]:
-    """What a column past ``n`` may hold: zeros, a plausible slice, or any value of the slice
-    table's dtype."""
-    kind = choose.integer(0, 2)
+def padding_columns(choose: Choices, bucket: Bucket, count: int) -> list[tuple[int, int, int]]:
+    """``count`` columns past ``n``, each holding zeros, a plausible slice, or any values of
+    the slice table's dtype."""
     top = table_max(bucket)
-    if kind == 0:
-        return (0, 0, 0)
-    if kind == 1:
-        return (
-            choose.integer(0, min(bucket.cache_rows - 1, top)),
-            choose.integer(0, min(max(bucket.num_tokens - 1, 0), top)),
-            choose.integer(1, bucket.page_size),
-        )
     limits = np.iinfo(bucket.table_dtype)
     low, high = int(limits.min), int(limits.max)
-    return (choose.integer(low, high), choose.integer(low, high), choose.integer(low, high))
+    plausible = (min(bucket.cache_rows - 1, top), min(max(bucket.num_tokens - 1, 0), top))
+
+    def column() -> tuple[int, int, int]:
+        kind = choose.integer(0, 2)
+        if kind == 0:
+            return (0, 0, 0)
+        if kind == 1:
+            return (
+                choose.integer(0, plausible[0]),
+                choose.integer(0, plausible[1]),
+                choose.integer(1, bucket.page_size),
+            )
+        return (choose.integer(low, high), choose.integer(low, high), choose.integer(low, high))
+
+    return [column() for _ in range(count)]
 
 
 def addressable(bucket: Bucket) -> Bucket:
@@ -222,7 +241,7 @@ def slice_indices_for(draw, bucket: Bucket, tier: Tier) -> tuple[np.ndarray, int
     columns = (general_columns if general else serving_columns)(choose, addressable(bucket))
     top = table_max(bucket)  # an empty slice may start one past the rows it can use
     columns = [(min(d, top), min(s, top), ln) if ln == 0 else (d, s, ln) for d, s, ln in columns]
-    padding = [padding_column(choose, bucket) for _ in range(bucket.num_slices - len(columns))]
+    padding = padding_columns(choose, bucket, bucket.num_slices - len(columns))
     indices = np.array(columns + padding, dtype=np.int64).reshape(-1, 3).T
     return indices.astype(bucket.table_dtype), len(columns)
 
