@@ -300,7 +300,7 @@ def test_constraints_fit_the_pool_keeping_its_classes():
 def test_the_pool_is_the_covering_array_and_starts_with_the_shrink_target():
     """``BUCKETS`` is ``covering.construct()``'s output written out; counterexamples shrink to
     its first shape, which an interpreted kernel can afford, so a property case has called it
-    before any shape of more columns (``affordable``)."""
+    before any shape of more columns (``shapes.within_budget``)."""
     assert construct().pool == BUCKETS
     assert BUCKETS[0] == SHRINK_TARGET and SHRINK_TARGET.num_slices <= INTERPRETER_MAX_COLUMNS
     assert {b.dtype for b in BUCKETS} == set(DTYPES)

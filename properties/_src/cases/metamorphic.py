@@ -23,7 +23,7 @@ from properties._src.calling.implementations import Implementation
 from properties._src.cases.run_config import PYTEST_RUN, RunConfig
 from properties._src.cases.sequence_case import SequenceCase, budget
 from properties._src.domain.buckets import Bucket
-from properties._src.drawing.shapes import affordable, shape_space
+from properties._src.drawing.shapes import shape_space, within_budget
 from properties._src.drawing.strategies import updates
 from properties._src.judging.checks import differing_rows, ranges
 from properties._src.judging.comparison import canonical
@@ -127,10 +127,11 @@ class Metamorphic(SequenceCase):
                 else shapes.filter(self.holds_one)
             )
 
-        @given(update=updates(self.tier, shapes), data=st.data())
+        # Each rewrite keeps the columns' count: the drawn shape is all the budget needs.
+        afforded = within_budget(implementation, shapes, config.constraints)
+
+        @given(update=updates(self.tier, afforded), data=st.data())
         def test(update: Update, data: st.DataObject) -> None:
-            # Each rewrite keeps the columns' count: one look at the interpreter's budget.
-            assume(affordable(implementation, update.slice_indices.shape[1]))
             steps: list[Step] = []
             if config.observe is not None:
                 config.observe(steps)
@@ -145,9 +146,8 @@ class Metamorphic(SequenceCase):
             self.relation(apply, update, data)
 
         test.__name__ = self.id.replace("-", "_")
-        # Each example runs the implementation two to five times: half the examples. An
-        # interpreted kernel rejects the shapes it cannot afford (known from its first call),
-        # and a slice is split only where one is long enough: both filter by design.
+        # Each example runs the implementation two to five times: half the examples. A slice
+        # is split only where one is long enough (``assume``): that filters by design.
         return budget(config, share=2, filters=True)(test)
 
 

@@ -13,7 +13,6 @@ failure is shrunk within its shape, the first in pool order that fails.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,7 +26,7 @@ from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import PYTEST_RUN, RunConfig, Search
 from properties._src.domain.buckets import Bucket
 from properties._src.domain.constraints import admitted
-from properties._src.drawing.shapes import Shapes, affordable, for_tier, shape_space
+from properties._src.drawing.shapes import Shapes, for_tier, shape_space, within_budget
 from properties._src.drawing.strategies import updates
 from properties._src.judging.checks import Property
 from properties._src.judging.judge import replay
@@ -64,8 +63,8 @@ class PropertyCase:
         """A zero-argument Hypothesis test checking this case for ``implementation``: its
         ``searches`` in order, the first failure ending it."""
         searches = self.searches(implementation, config)
-        if len(searches) == 1 and searches[0].wanted is None:
-            return searches[0].test  # shapes drawn freely: the one search is the test
+        if len(searches) == 1:
+            return searches[0].test  # one shape, or shapes drawn freely: the search is the test
 
         def every_shape() -> None:
             seed = getattr(every_shape, "_hypothesis_internal_use_seed", None)  # hypothesis.seed
@@ -103,23 +102,22 @@ class PropertyCase:
 
         shapes = for_tier(shape_space() if config.buckets is None else config.buckets, self.tier)
         if not isinstance(shapes, tuple):  # shapes drawn freely: one search over them all
-            return (Search(self._search(test, shapes, config)),)
+            afforded = within_budget(implementation, shapes, config.constraints)
+            return (Search(self._search(test, afforded, config)),)
         base = config.settings_or_profile()
         share = settings(base, max_examples=examples_per_shape(base.max_examples, len(shapes)))
         return tuple(
             Search(
                 self._search(
                     test,
-                    (shape,),
+                    within_budget(implementation, (shape,), config.constraints),
                     replace(
                         config,
                         settings=share,
                         explicit_examples=config.explicit_examples and i == 0,
                     ),
                     i,
-                ),
-                # known only when its turn comes: see ``affordable``
-                functools.partial(affordable, implementation, shape.num_slices),
+                )
             )
             for i, shape in enumerate(shapes)
         )

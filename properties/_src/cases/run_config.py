@@ -78,17 +78,13 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Search:
-    """One Hypothesis search of a case (``test``), run only if ``wanted()`` (``None``: always)
-    when its turn comes (a pool shape the implementation cannot afford is skipped; known only
-    by then)."""
+    """One Hypothesis search of a case (``test``)."""
 
     test: Callable[[], None]
-    wanted: Callable[[], bool] | None = None
 
     def run(self, seed: int | None = None) -> None:
-        """Run the search (with ``seed``, if given), if it is wanted."""
-        if self.wanted is None or self.wanted():
-            (self.test if seed is None else hypothesis.seed(seed)(self.test))()
+        """Run the search (with ``seed``, if given)."""
+        (self.test if seed is None else hypothesis.seed(seed)(self.test))()
 
 
 PYTEST_RUN = RunConfig()  # what a case's test does when pytest runs it as it is

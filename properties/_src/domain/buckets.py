@@ -102,7 +102,7 @@ SHRINK_TARGET = Bucket(4, 4, 1, 2, "float32", 8, 4, (1,))
 shrinks to 0 (``shapes.as_strategy``), so counterexamples shrink to it, fitted to the
 constraints; the serving loop runs on it (``serving_loop.loop_shape``). A property case
 learns that an implementation runs in the TPU interpreter from its calls on it, before any
-shape it cannot afford (``shapes.affordable``)."""
+shape it cannot afford whole (``shapes.within_budget``)."""
 
 BUCKETS: tuple[Bucket, ...] = (SHRINK_TARGET, *(Bucket(*row) for row in (
     # page pages     heads dim  dtype                 tokens cols count table     count dtype

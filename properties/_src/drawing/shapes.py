@@ -10,6 +10,7 @@ free shapes are drawn as multiples of each divisor, with the dtypes a constraint
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import overload
 
 import numpy as np
@@ -169,10 +170,28 @@ def as_strategy(shapes: Shapes) -> st.SearchStrategy[Bucket]:
     return st.integers(0, 2**32 - 1).map(lambda value: shapes[value % len(shapes)])
 
 
-def affordable(implementation: Implementation, columns: int) -> bool:
-    """Whether ``implementation`` can afford an update of ``columns`` columns: any number,
-    unless it has been seen running a kernel in the TPU interpreter, which pays for every grid
-    step; then at most ``INTERPRETER_MAX_COLUMNS``. A property case checks the pool's shapes in
-    order and skips those it cannot afford; the first (``buckets.SHRINK_TARGET``) is
-    affordable, as a test checks, so by any other it knows."""
-    return columns <= INTERPRETER_MAX_COLUMNS or not seen_interpreted(implementation)
+def within_budget(
+    implementation: Implementation, shapes: Shapes, constraints: tuple[Constraint, ...] = ()
+) -> st.SearchStrategy[Bucket]:
+    """Draw from ``shapes`` as ``implementation`` can afford them: as they are, unless it has
+    been seen running a kernel in the TPU interpreter, which pays for every grid step; then a
+    shape of more than ``INTERPRETER_MAX_COLUMNS`` columns is drawn with that many (rounded
+    down to what ``constraints`` on columns allow), the rest of it as it is: its dtypes, pages,
+    rows and tokens are still reached.
+
+    Read as each shape is drawn: a property case searches the pool's shapes in order and the
+    first (``buckets.SHRINK_TARGET``) is affordable, as a test checks, so by any other it
+    knows."""
+    step = math.lcm(
+        *(c.divisor for c in constraints if c.dtype is None and c.dimension == "columns")
+    )
+    most = INTERPRETER_MAX_COLUMNS // step * step
+
+    def afforded(bucket: Bucket) -> Bucket:
+        if bucket.num_slices <= INTERPRETER_MAX_COLUMNS or not most:
+            return bucket
+        if not seen_interpreted(implementation):
+            return bucket
+        return replace(bucket, num_slices=most)
+
+    return as_strategy(shapes).map(afforded)

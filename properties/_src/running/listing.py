@@ -49,7 +49,9 @@ def _shape_note(bucket: Bucket) -> str:
     if bucket == SHRINK_TARGET:
         return "counterexamples shrink here; the serving loop's shape"
     if bucket.num_slices > INTERPRETER_MAX_COLUMNS:
-        return "skipped for a kernel run in the TPU interpreter"
+        return (
+            f"drawn with {INTERPRETER_MAX_COLUMNS} columns for a kernel run in the TPU interpreter"
+        )
     return ""
 
 
