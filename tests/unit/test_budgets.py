@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import pytest
 from hypothesis import Phase
 
-from benchmarks import harness
+from benchmarks import drawing, harness
 from properties import check, cli
 from properties._src.cases.catalog import CASES
 from properties._src.reporting.results import STATUSES, CaseResult, CheckResult
@@ -110,6 +110,14 @@ def test_the_harness_benchmark_prints_a_row_per_implementation(capsys):
     *_, header, line = capsys.readouterr().out.splitlines()
     assert header.split()[:3] == ["implementation", "runs", "median"]
     assert line.startswith(f"{SEED_FALLBACK}  1  ") and "failed" in line
+
+
+def test_the_drawing_benchmark_prints_a_row_per_tier(capsys):
+    drawing.main(["--examples", "3", "--runs", "1"])
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["tier", "layout", "ms"]
+    assert [row.split()[0] for row in rows] == ["general", "serving"]
+    assert all(float(figure) > 0 for row in rows for figure in row.split()[1:])
 
 
 def test_the_command_exits_1_and_counts_incomplete_checks(monkeypatch, capsys):
