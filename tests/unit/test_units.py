@@ -4,6 +4,7 @@ property still gets its own verdict and its own shrunk counterexample."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import replace
 
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import BUCKETS
 from properties._src.judging.checks import bits
 from properties._src.running.runner import run, run_together
+from properties._src.supervising.supervisor import _Lane, _next_unit
 from properties.known_bad.mutants import count_minus_one
 
 QUICK = settings(max_examples=12, derandomize=True, database=None, deadline=None)
@@ -107,3 +109,29 @@ def test_a_unit_stopped_at_its_first_failure_leaves_the_rest_incomplete_not_pass
 def test_a_unit_of_one_case_is_that_case():
     assert Unit((CASES[0],)).owner(None) == 0
     assert GENERAL.owner("shape-and-dtype-preserved") == 2
+
+
+def test_lanes_on_one_implementation_compile_apart():
+    """The second lane starts on shapes the first is not compiling (a sequence case's own, not
+    the pool's), and each lane keeps to the shapes its child has compiled while any are left;
+    every unit is handed out once."""
+    grouped = units()
+    left = deque(range(len(grouped)))
+    first, second = _Lane("module:update", grouped), _Lane("module:update", grouped)
+    taken: list[Unit] = []
+
+    def take(lane: _Lane) -> str:
+        taken.append(grouped[_next_unit(left, grouped, lane, [first, second])])
+        lane.shapes = taken[-1].shapes
+        return lane.shapes
+
+    assert take(first) == "pool"
+    own = take(second)
+    assert own != "pool"
+    assert take(first) == "pool"
+    assert take(second) not in {"pool", own}
+    while any(grouped[i].shapes == "pool" for i in left):
+        assert take(first) == "pool"
+    while left:
+        assert take(second) != "pool"
+    assert sorted(u.id for u in taken) == sorted(u.id for u in grouped)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from oracle.contract import Tier
 from properties._src.calling.implementations import Implementation
-from properties._src.cases.metamorphic import METAMORPHIC
+from properties._src.cases.metamorphic import METAMORPHIC, Metamorphic
 from properties._src.cases.property_case import PropertyCase
 from properties._src.cases.run_config import PYTEST_RUN, RunConfig, Search
 from properties._src.cases.serving_loop import SERVING_LOOP
@@ -111,6 +111,17 @@ class Unit:
             return self.cases[0].id
         names = "+".join(case.name for case in self.cases)
         return f"{names}-{self.cases[0].tier.name.lower()}"
+
+    @property
+    def shapes(self) -> str:
+        """What its calls compile for: ``"pool"`` where its cases draw the pool's shapes (a
+        tier's property cases, a metamorphic relation), else its id (a sequence case's shapes
+        are its own). A process that has compiled a pool shape reuses it in a later unit: the
+        supervisor keeps a lane on units of the shapes it has compiled (a cold pool costs an
+        interpreted kernel about 20 s)."""
+        if isinstance(self.cases[0], PropertyCase | Metamorphic):
+            return "pool"
+        return self.id
 
     def owner(self, prop: str | None) -> int:
         """The index of the case a finding of property ``prop`` belongs to."""

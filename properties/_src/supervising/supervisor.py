@@ -8,7 +8,10 @@ hands it, one at a time, streaming events over a pipe: a unit started, an update
 run, a unit finished with its results. So one implementation's units use every lane, and the
 parent always knows the update in flight. A new lane takes the first implementation (in the
 order named) with units left that no lane is on, else the one with the most units left, and
-stays on it while it has some.
+stays on it while it has some. Within an implementation a lane takes units of the shapes its
+child has compiled (``Unit.shapes``: the pool's, or a sequence case's own) before others, and
+a new lane those no other lane is compiling: an interpreted kernel's programs call back into
+Python, so no cache on disk shares them between children.
 
 A child that dies (a segfault in a native kernel, an ``os._exit``) gives status ``crashed`` to
 the cases of the unit it was in; one whose current example runs past the timeout is killed and
@@ -110,6 +113,7 @@ class _Lane:
         self.update: Update | None = None
         self.update_started = 0.0
         self.examples = 0
+        self.shapes: str | None = None  # those of the last unit handed: its child compiled them
 
     def start(self, context, options: dict, directory: Path) -> None:
         """A fresh child for this lane's implementation."""
@@ -132,6 +136,7 @@ class _Lane:
     def hand(self, index: int) -> None:
         """Have the child check unit ``index`` next."""
         self.unit, self.case_started, self.update, self.examples = index, None, None, 0
+        self.shapes = self.units[index].shapes
         self.connection.send(index)
 
     @property
@@ -240,6 +245,19 @@ def _next_spec(pending: dict[str, deque[int]], active: list[_Lane]) -> str | Non
     return free[0] if free else max(waiting, key=lambda spec: len(pending[spec]), default=None)
 
 
+def _next_unit(left: deque[int], units: Sequence[Unit], lane: _Lane, active: list[_Lane]) -> int:
+    """The unit of ``left`` (its implementation's, in order) a lane takes: the first of the
+    shapes its child has compiled, else the first of shapes no other lane on the
+    implementation is on, else the first. So lanes compile apart, not the same shapes twice."""
+    taken = {other.shapes for other in active if other is not lane and other.spec == lane.spec}
+    index = next(
+        (i for i in left if units[i].shapes == lane.shapes),
+        next((i for i in left if units[i].shapes not in taken), left[0]),
+    )
+    left.remove(index)
+    return index
+
+
 class _Supervisor:
     def __init__(
         self,
@@ -304,7 +322,7 @@ class _Supervisor:
             """Hand the lane its implementation's next unit; False if it has none left."""
             if not pending[lane.spec]:
                 return False
-            lane.hand(pending[lane.spec].popleft())
+            lane.hand(_next_unit(pending[lane.spec], self.units, lane, active))
             return True
 
         try:
