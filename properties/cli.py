@@ -24,9 +24,10 @@ from properties._src.calling.implementations import BUILTIN, ImplementationError
 from properties._src.calling.placement import MeshShape
 from properties._src.cases.catalog import Case, all_cases
 from properties._src.cases.run_config import DEFAULT_SHRINK_SECONDS
+from properties._src.domain.comparisons import COMPARE_HELP, COMPARISONS
+from properties._src.domain.constraint_syntax import CONSTRAINT_HELP, CONSTRAINT_METAVAR
 from properties._src.domain.constraints import in_force
 from properties._src.judging import comparison
-from properties._src.judging.comparison import COMPARISONS
 from properties._src.reporting.coverage_report import coverage_table, gap_lines
 from properties._src.reporting.results import CaseResult, CheckResult
 from properties._src.reporting.results_io import Results, json_text, junit_xml_text
@@ -107,16 +108,14 @@ def _parser() -> argparse.ArgumentParser:
         "--constraint",
         action="append",
         default=[],
-        metavar="DIM%K|FIELD=DTYPE",
-        help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
-        "is a multiple of K, or whose FIELD (table_dtype, count_dtype) is DTYPE (repeatable)",
+        metavar=CONSTRAINT_METAVAR,
+        help=CONSTRAINT_HELP,
     )
     parser.add_argument(
         "--compare",
         choices=COMPARISONS,
         default="bits",
-        help="bits: every bit must match (default); values: any NaN equals any NaN, "
-        "+0.0 equals -0.0, everything else exact",
+        help=COMPARE_HELP,
     )
     parser.add_argument(
         "--seed", type=int, help="the seed of a non-derandomised profile (a failure names it)"

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import settings
 
-from properties._src.domain.comparisons import COMPARISONS
+from properties._src.domain.comparisons import COMPARE_HELP, COMPARISONS
+from properties._src.domain.constraint_syntax import CONSTRAINT_HELP, CONSTRAINT_METAVAR
 
 if TYPE_CHECKING:
     from properties._src.calling.implementations import Implementation
@@ -57,16 +58,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--kvcache-compare",
         choices=COMPARISONS,
         default="bits",
-        help="bits: every bit must match (default); values: any NaN equals any NaN, "
-        "+0.0 equals -0.0",
+        help=COMPARE_HELP,
     )
     group.addoption(
         "--kvcache-constraint",
         action="append",
         default=[],
-        metavar="DIM%K|FIELD=DTYPE",
-        help="draw only shapes whose DIM (heads, head_dim, page_size, columns, tokens, pages) "
-        "is a multiple of K, or whose FIELD (table_dtype, count_dtype) is DTYPE (repeatable)",
+        metavar=CONSTRAINT_METAVAR,
+        help=CONSTRAINT_HELP,
     )
     group.addoption(
         "--kvcache-check-seconds",

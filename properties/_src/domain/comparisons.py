@@ -2,3 +2,7 @@
 what each means): here, apart, so the pytest plugin can offer them without importing JAX."""
 
 COMPARISONS = ("bits", "values")
+COMPARE_HELP = (
+    "bits: every bit must match (default); values: any NaN equals any NaN, +0.0 equals -0.0, "
+    "everything else exact"
+)

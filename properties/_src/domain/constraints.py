@@ -15,16 +15,7 @@ from typing import Any
 import numpy as np
 
 from properties._src.domain.buckets import BUCKETS, INDEX_DTYPES, Bucket
-
-# Each dimension a constraint can name, as the ``Bucket`` field that holds it.
-DIMENSIONS = {
-    "heads": "heads",
-    "head_dim": "head_dim",
-    "page_size": "page_size",
-    "columns": "num_slices",
-    "tokens": "num_tokens",
-    "pages": "num_pages",
-}
+from properties._src.domain.constraint_syntax import DIMENSIONS, DTYPE_FIELDS
 
 # Memory bounds on a drawn shape: the cache, and one page (the kernel's VMEM scratch holds 8).
 # Pages may pass 2 MiB, where kernels that size VMEM by a 16 MiB budget run out of slots.
@@ -33,11 +24,6 @@ MAX_PAGE_BYTES = 2**22
 # The rest of the domain a shape is drawn from (``shapes.any_bucket``).
 MAX_HEADS, MAX_HEAD_DIM, MAX_PAGE_SIZE, MAX_TOKENS, MAX_COLUMNS = 72, 640, 2048, 5000, 1100
 MAX_TOKEN_BYTES = 2**23
-
-
-# Each dtype a constraint can fix (``table_dtype=int32``), as the ``Bucket`` field that holds it:
-# for an implementation that takes a slice table or a count of one dtype only.
-DTYPE_FIELDS = {"table_dtype": "table_dtype", "count_dtype": "count_dtype"}
 
 
 @dataclass(frozen=True)

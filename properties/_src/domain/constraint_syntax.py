@@ -1,0 +1,23 @@
+"""What a shape constraint can name and how ``--constraint`` is described: here, apart from
+``constraints`` (which imports NumPy and the pool), so the pytest plugin can offer the option
+without importing JAX, in the command's words."""
+
+# Each dimension a constraint can name, as the ``Bucket`` field that holds it.
+DIMENSIONS = {
+    "heads": "heads",
+    "head_dim": "head_dim",
+    "page_size": "page_size",
+    "columns": "num_slices",
+    "tokens": "num_tokens",
+    "pages": "num_pages",
+}
+
+# Each dtype a constraint can fix (``table_dtype=int32``), as the ``Bucket`` field that holds it:
+# for an implementation that takes a slice table or a count of one dtype only.
+DTYPE_FIELDS = {"table_dtype": "table_dtype", "count_dtype": "count_dtype"}
+
+CONSTRAINT_METAVAR = "DIM%K|FIELD=DTYPE"
+CONSTRAINT_HELP = (
+    f"draw only shapes whose DIM ({', '.join(DIMENSIONS)}) is a multiple of K, or whose FIELD "
+    f"({', '.join(DTYPE_FIELDS)}) is DTYPE (repeatable)"
+)
