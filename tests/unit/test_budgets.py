@@ -112,6 +112,15 @@ def test_the_harness_benchmark_prints_a_row_per_implementation(capsys):
     assert line.startswith(f"{SEED_FALLBACK}  1  ") and "failed" in line
 
 
+def test_the_harness_benchmark_together_counts_every_implementations_verdicts(capsys):
+    """One ``kvcache-check`` over two implementations, in a child as above."""
+    options = ["--", "--tier", "serving", "--max-examples", "1"]
+    harness.main(["--together", "--impl", SEED_FALLBACK, "--impl", CORRECT, *options])
+    *_, line = capsys.readouterr().out.splitlines()
+    assert line.startswith("2 implementations together  1  ")
+    assert "failed" in line and "passed" in line and "; 1 not passing" in line
+
+
 def test_the_drawing_benchmark_prints_a_row_per_tier(capsys):
     drawing.main(["--examples", "3", "--runs", "1"])
     header, *rows = capsys.readouterr().out.splitlines()
