@@ -182,16 +182,12 @@ def within_budget(
     Read as each shape is drawn: a property case searches the pool's shapes in order and the
     first (``buckets.SHRINK_TARGET``) is affordable, as a test checks, so by any other it
     knows."""
-    step = math.lcm(
-        *(c.divisor for c in constraints if c.dtype is None and c.dimension == "columns")
-    )
+    step = _divisors(constraints).get("columns", 1)
     most = INTERPRETER_MAX_COLUMNS // step * step
 
     def afforded(bucket: Bucket) -> Bucket:
         if bucket.num_slices <= INTERPRETER_MAX_COLUMNS or not most:
             return bucket
-        if not seen_interpreted(implementation):
-            return bucket
-        return replace(bucket, num_slices=most)
+        return replace(bucket, num_slices=most) if seen_interpreted(implementation) else bucket
 
     return as_strategy(shapes).map(afforded)
