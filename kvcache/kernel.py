@@ -37,17 +37,25 @@ def _kv_cache_update_kernel(
     num_real = slice_count_ref[0]
 
     def copy_all(make_copy) -> None:
-        """Start one DMA per active column, then wait for each (same predicate, same order)."""
-        copies = []
-        for slot in range(slices_per_step):
-            column = first_column + slot
-            length = slice_indices_ref[2, column]
-            active = jnp.logical_and(column < num_real, length > 0)
-            copy = make_copy(slot, column, length)
-            pl.when(active)(copy.start)
-            copies.append((active, copy))
-        for active, copy in copies:
-            pl.when(active)(copy.wait)
+        """Start one DMA per active column, then wait for each (same predicate, same order).
+        Loops, not unrolled: the interpreter's program (and its compilation) stays the size
+        of one column's copy whatever ``slices_per_step`` is."""
+
+        def each_active(action):
+            def body(slot, carry):
+                column = first_column + slot
+                length = slice_indices_ref[2, column]
+
+                @pl.when(jnp.logical_and(column < num_real, length > 0))
+                def _():
+                    action(make_copy(slot, column, length))
+
+                return carry
+
+            jax.lax.fori_loop(0, slices_per_step, body, 0)
+
+        each_active(lambda copy: copy.start())
+        each_active(lambda copy: copy.wait())
 
     copy_all(
         lambda slot, column, length: pltpu.make_async_copy(
