@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import interpreted_kernels
 import pytest
-from hypothesis import Phase, settings
+from hypothesis import Phase, given, settings
 from interpreted_kernels import KERNEL, column_kernel, exact, in_place, with_columns
 from jax._src import dispatch
 from jax._src.callback import (
@@ -29,6 +29,7 @@ from properties._src.calling.implementations import (
 )
 from properties._src.calling.interpreter_repairs import InterpreterWarning
 from properties._src.cases.catalog import CASES, PropertyCase
+from properties._src.cases.regressions import REGRESSIONS
 from properties._src.cases.run_config import RunConfig
 from properties._src.domain.buckets import (
     AFFORDABLE_WHEN_INTERPRETED,
@@ -36,6 +37,8 @@ from properties._src.domain.buckets import (
     INTERPRETER_MAX_COLUMNS,
     Bucket,
 )
+from properties._src.domain.constraints import Constraint
+from properties._src.drawing.shapes import within_budget
 from properties._src.judging.attribution import attribute
 from properties._src.running import runner
 from properties._src.running.runner import run
@@ -212,3 +215,24 @@ def test_an_implementation_seen_interpreted_draws_many_column_shapes_cut_to_its_
     cut = {replace(b, num_slices=INTERPRETER_MAX_COLUMNS) for b in many}
     assert (cut if interpreted else set(many)) <= seen
     assert all(b.num_slices <= INTERPRETER_MAX_COLUMNS for b in seen) is interpreted
+
+
+@pytest.mark.parametrize(("divisor", "columns"), [(24, 48), (64, 64), (128, None)])
+def test_an_interpreted_kernels_cut_keeps_a_columns_constraint(divisor, columns):
+    """Under ``columns%K`` the cut is ``INTERPRETER_MAX_COLUMNS`` rounded down to a multiple of
+    K, so every shape drawn still meets the constraint; where no multiple fits under the cut
+    (K over it) the shape is drawn whole (``columns``: None)."""
+    call(KERNEL, REGRESSIONS[0].update)  # seen running a kernel in the interpreter
+    many = tuple(b for b in BUCKETS if b.num_slices > INTERPRETER_MAX_COLUMNS)
+    drawn: list[tuple[Bucket, Bucket]] = []
+
+    @settings(QUICK, max_examples=2 * len(many))
+    @given(within_budget(KERNEL, many, (Constraint("columns", divisor),)))
+    def draw(bucket: Bucket) -> None:
+        whole = next(b for b in many if replace(b, num_slices=bucket.num_slices) == bucket)
+        drawn.append((whole, bucket))
+
+    draw()
+    assert drawn
+    for whole, bucket in drawn:
+        assert bucket == (whole if columns is None else replace(whole, num_slices=columns))
