@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import pytest
 from hypothesis import Phase
 
-from benchmarks import drawing, harness
+from benchmarks import compiling, drawing, harness
 from properties import check, cli
 from properties._src.cases.catalog import CASES
 from properties._src.reporting.results import STATUSES, CaseResult, CheckResult
@@ -127,6 +127,15 @@ def test_the_drawing_benchmark_prints_a_row_per_tier(capsys):
     assert header.split()[:3] == ["tier", "layout", "ms"]
     assert [row.split()[0] for row in rows] == ["general", "serving"]
     assert all(float(figure) > 0 for row in rows for figure in row.split()[1:])
+
+
+def test_the_compiling_benchmark_prints_a_row_per_implementation(capsys):
+    compiling.main(["--impl", "kvcache:kv_cache_update_jax", "--shapes", "2"])
+    title, header, *rows = capsys.readouterr().out.splitlines()
+    assert title.startswith("2 pool shapes")
+    assert header.split()[:3] == ["implementation", "lower", "med"]
+    assert [row.split()[0] for row in rows] == ["kvcache:kv_cache_update_jax"]
+    assert all(float(figure) > 0 for figure in rows[0].split()[1:])
 
 
 def test_the_command_exits_1_and_counts_incomplete_checks(monkeypatch, capsys):
