@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -82,9 +83,11 @@ def test_a_dtype_constraint_reads_back_as_written_and_a_wrong_one_says_why():
         Constraint("count_dtype", dtype="uint8"),
     )
     assert str(Constraint.parse("table_dtype=int32")) == "table_dtype=int32"
+    assert str(Constraint.parse("dtype=bfloat16")) == "dtype=bfloat16"
     for text, says in [
-        ("table_dtype=float32", "DTYPE one of int8"),
-        ("cache_dtype=int32", "FIELD one of table_dtype, count_dtype"),
+        ("table_dtype=float32", "table_dtype must be one of int8"),
+        ("dtype=int64", "dtype must be one of float32"),
+        ("cache_dtype=int32", "FIELD one of dtype, table_dtype, count_dtype"),
         ("table_dtype%2", "DIMENSION one of heads"),
     ]:
         with pytest.raises(ValueError, match=says):
@@ -100,13 +103,43 @@ def test_the_pool_fitted_to_a_table_dtype_has_only_that_table_and_pages_it_can_i
     assert len(fitted) == len(dict.fromkeys(replace(b, table_dtype=dtype) for b in kept))
 
 
+def test_the_pool_fitted_to_cache_dtypes_takes_each_in_turn_and_keeps_its_classes():
+    """Several constraints on one field admit any of their dtypes: the shapes of other
+    dtypes take them in turn, so every one is drawn; constraints that leave no shape say so."""
+    constraints = parse_all(["dtype=bfloat16", "dtype=float32", "heads%2"])
+    fitted = fitting(BUCKETS, constraints)
+    assert {b.dtype for b in fitted} == {"bfloat16", "float32"}
+    assert all(admitted(b, constraints) and b.heads % 2 == 0 for b in fitted)
+    with pytest.raises(ValueError, match="no shape satisfies"):
+        fitting(BUCKETS, parse_all(["table_dtype=int8", "page_size%256"]))
+
+
 @settings(max_examples=50, database=None, deadline=None)
 @given(st.data())
 def test_free_shapes_take_the_constrained_dtypes(data):
-    constraints = parse_all(["table_dtype=int16", "count_dtype=uint32", "heads%2"])
+    constraints = parse_all(
+        ["dtype=float8_e5m2", "dtype=int8", "table_dtype=int16", "count_dtype=uint32", "heads%2"]
+    )
     bucket = data.draw(any_bucket(constraints))
+    assert bucket.dtype in ("float8_e5m2", "int8")
     assert (bucket.table_dtype, bucket.count_dtype) == ("int16", "uint32")
     assert bucket.page_size <= np.iinfo(np.int16).max and bucket.heads % 2 == 0
+
+
+def bfloat16_only(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
+    """The fallback, refusing any cache but bfloat16 (as a kernel written for one would)."""
+    assert kv_cache_pages.dtype == jnp.bfloat16, f"cache {kv_cache_pages.dtype}"
+    return kvcache.kv_cache_update_jax(
+        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
+    )
+
+
+def test_an_implementation_taking_only_bfloat16_caches_passes_under_the_constraint_alone():
+    first_case = cases_on("serving")[:1]
+    options = {"cases": first_case, "max_examples": 4, "profile": "ci"}
+    assert check(bfloat16_only, constraints=["dtype=bfloat16"], **options).passed
+    refused = check(bfloat16_only, **options).not_passed
+    assert refused and "cache " in refused[0].counterexample
 
 
 def test_an_implementation_taking_only_int32_tables_passes_under_the_constraint_alone():

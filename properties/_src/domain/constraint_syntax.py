@@ -12,12 +12,14 @@ DIMENSIONS = {
     "pages": "num_pages",
 }
 
-# Each dtype a constraint can fix (``table_dtype=int32``), as the ``Bucket`` field that holds it:
-# for an implementation that takes a slice table or a count of one dtype only.
-DTYPE_FIELDS = {"table_dtype": "table_dtype", "count_dtype": "count_dtype"}
+# Each dtype a constraint can fix (``dtype=bfloat16``, ``table_dtype=int32``), as the ``Bucket``
+# field that holds it: for an implementation that takes a cache, a slice table or a count of
+# some dtypes only. Several constraints on one field admit any of their dtypes.
+DTYPE_FIELDS = {"dtype": "dtype", "table_dtype": "table_dtype", "count_dtype": "count_dtype"}
 
 CONSTRAINT_METAVAR = "DIM%K|FIELD=DTYPE"
 CONSTRAINT_HELP = (
     f"draw only shapes whose DIM ({', '.join(DIMENSIONS)}) is a multiple of K, or whose FIELD "
-    f"({', '.join(DTYPE_FIELDS)}) is DTYPE (repeatable)"
+    "(dtype: the cache's, table_dtype, count_dtype) is DTYPE (repeatable: several of one FIELD "
+    "admit any of their dtypes)"
 )

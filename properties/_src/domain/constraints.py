@@ -2,8 +2,9 @@
 fitting shapes instead of a user padding by hand (``--constraint head_dim%128``).
 
 A constraint is ``DIMENSION%DIVISOR``: the dimension must be a multiple of the divisor; or
-``FIELD=DTYPE``: the slice table's or the count's dtype must be that one (``table_dtype=int32``).
-``in_force`` reads them (and a mesh's) for a run; ``fitting`` fits a pool of shapes to them.
+``FIELD=DTYPE``: the cache's, the slice table's or the count's dtype must be that one
+(``dtype=bfloat16``, ``table_dtype=int32``), or one of those several constraints on the field
+name. ``in_force`` reads them (and a mesh's) for a run; ``fitting`` fits a pool of shapes to them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from properties._src.domain.buckets import BUCKETS, INDEX_DTYPES, Bucket
+from properties._src.domain.buckets import BUCKETS, DTYPES, INDEX_DTYPES, Bucket
 from properties._src.domain.constraint_syntax import DIMENSIONS, DTYPE_FIELDS
 
 # Memory bounds on a drawn shape: the cache, and one page (the kernel's VMEM scratch holds 8).
@@ -25,11 +26,15 @@ MAX_PAGE_BYTES = 2**22
 MAX_HEADS, MAX_HEAD_DIM, MAX_PAGE_SIZE, MAX_TOKENS, MAX_COLUMNS = 72, 640, 2048, 5000, 1100
 MAX_TOKEN_BYTES = 2**23
 
+# The dtypes each field of ``DTYPE_FIELDS`` can be constrained to: those the harness draws.
+FIELD_DTYPES = {"dtype": DTYPES, "table_dtype": INDEX_DTYPES, "count_dtype": INDEX_DTYPES}
+
 
 @dataclass(frozen=True)
 class Constraint:
     """``dimension`` must be a multiple of ``divisor``; or, with a ``dtype``, the dtype field
-    ``dimension`` (one of ``DTYPE_FIELDS``) must be that dtype."""
+    ``dimension`` (one of ``DTYPE_FIELDS``) must be that dtype or, where other constraints
+    name the same field, one of theirs (``dtypes_allowed``)."""
 
     dimension: str
     divisor: int = 1
@@ -42,10 +47,14 @@ class Constraint:
         text = text.replace(" ", "")
         field, equals, dtype = text.partition("=")
         if equals:
-            if field not in DTYPE_FIELDS or dtype not in INDEX_DTYPES:
+            if field not in DTYPE_FIELDS:
                 raise ValueError(
                     f"constraint {text!r}: expected FIELD=DTYPE with FIELD one of "
-                    f"{', '.join(DTYPE_FIELDS)} and DTYPE one of {', '.join(INDEX_DTYPES)}"
+                    f"{', '.join(DTYPE_FIELDS)}"
+                )
+            if dtype not in FIELD_DTYPES[field]:
+                raise ValueError(
+                    f"constraint {text!r}: {field} must be one of {', '.join(FIELD_DTYPES[field])}"
                 )
             return cls(field, dtype=dtype)
         dimension, separator, divisor = text.partition("%")
@@ -60,16 +69,18 @@ class Constraint:
         return cls(dimension, int(divisor))
 
     def admits(self, bucket: Bucket) -> bool:
-        if self.dtype is not None:
-            return getattr(bucket, DTYPE_FIELDS[self.dimension]) == self.dtype
-        return getattr(bucket, DIMENSIONS[self.dimension]) % self.divisor == 0
+        """Whether ``bucket``'s dimension is a multiple of the divisor (a dtype constraint is
+        read with the others on its field: ``admitted``)."""
+        return (
+            self.dtype is not None
+            or getattr(bucket, DIMENSIONS[self.dimension]) % self.divisor == 0
+        )
 
     def fit(self, bucket: Bucket) -> Bucket:
-        """``bucket`` with the dimension rounded up to a multiple of the divisor, or with the
-        dtype."""
+        """``bucket`` with the dimension rounded up to a multiple of the divisor (a dtype
+        constraint leaves it as it is: ``fitting`` sets the dtypes)."""
         if self.dtype is not None:
-            fixed: dict[str, Any] = {DTYPE_FIELDS[self.dimension]: self.dtype}
-            return replace(bucket, **fixed)
+            return bucket
         value = getattr(bucket, DIMENSIONS[self.dimension])
         fitted = -(-value // self.divisor) * self.divisor
         return replace(bucket, **{DIMENSIONS[self.dimension]: fitted})
@@ -98,9 +109,19 @@ def in_force(
     return constraints
 
 
+def dtypes_allowed(field: str, constraints: tuple[Constraint, ...]) -> tuple[str, ...]:
+    """The dtypes ``field`` (one of ``DTYPE_FIELDS``) may take under ``constraints``: those its
+    constraints name (any of them), or every one the harness draws where none does."""
+    named = {c.dtype for c in constraints if c.dtype is not None and c.dimension == field}
+    return tuple(d for d in FIELD_DTYPES[field] if not named or d in named)
+
+
 def admitted(bucket: Bucket, constraints: tuple[Constraint, ...]) -> bool:
-    """Whether every constraint admits ``bucket``."""
-    return all(c.admits(bucket) for c in constraints)
+    """Whether ``bucket`` meets every divisor and has a dtype each constrained field allows."""
+    return all(c.admits(bucket) for c in constraints) and all(
+        getattr(bucket, attribute) in dtypes_allowed(field, constraints)
+        for field, attribute in DTYPE_FIELDS.items()
+    )
 
 
 def within_memory(bucket: Bucket) -> bool:
@@ -123,21 +144,35 @@ def in_domain(bucket: Bucket) -> bool:
     )
 
 
+def _with_dtypes_allowed(bucket: Bucket, constraints: tuple[Constraint, ...], turn: int) -> Bucket:
+    """``bucket`` with each dtype its field does not allow replaced by an allowed one, taken
+    in turn (``turn``: the bucket's place in its pool), so a pool keeps every allowed dtype."""
+    for field, attribute in DTYPE_FIELDS.items():
+        allowed = dtypes_allowed(field, constraints)
+        if getattr(bucket, attribute) not in allowed:
+            fixed: dict[str, Any] = {attribute: allowed[turn % len(allowed)]}
+            bucket = replace(bucket, **fixed)
+    return bucket
+
+
 def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) -> tuple[Bucket, ...]:
     """Each bucket with every constrained dimension rounded up to a multiple of its divisor
-    and every constrained dtype set, in order, without repeats, leaving out those the rounding
-    takes past the memory bounds (so the pool keeps its classes wherever the constraints allow
-    them), with an int32 slice table where the rounded page's length outgrows a narrower one
-    (and leaving out those whose page outgrows a constrained table); ``ValueError`` if none is
-    left."""
+    and every constrained dtype field given one it allows, in order, without repeats, leaving
+    out those the rounding takes past the memory bounds (so the pool keeps its classes wherever
+    the constraints allow them), with a wider slice table where the rounded page's length
+    outgrows the table's dtype (int32 where allowed; leaving out those whose page outgrows
+    every allowed table); ``ValueError`` if none is left."""
+    tables = dtypes_allowed("table_dtype", constraints)
     fitted = []
-    for bucket in buckets:
+    for turn, bucket in enumerate(buckets):
+        bucket = _with_dtypes_allowed(bucket, constraints, turn)
         while not admitted(bucket, constraints):  # rises to a common multiple
             for constraint in constraints:
                 bucket = constraint.fit(bucket)
-        if bucket.page_size > np.iinfo(bucket.table_dtype).max:  # a page's length must fit
-            bucket = replace(bucket, table_dtype="int32")
-        if within_memory(bucket) and admitted(bucket, constraints):  # a table dtype too
+        holding = [t for t in tables if bucket.page_size <= np.iinfo(t).max]
+        if bucket.page_size > np.iinfo(bucket.table_dtype).max and holding:  # a length must fit
+            bucket = replace(bucket, table_dtype="int32" if "int32" in holding else holding[0])
+        if within_memory(bucket) and bucket.page_size <= np.iinfo(bucket.table_dtype).max:
             fitted.append(bucket)
     if not fitted:
         raise ValueError(

@@ -21,8 +21,6 @@ from oracle.contract import Tier
 from properties._src.calling.implementations import Implementation, seen_interpreted
 from properties._src.domain.buckets import (
     BUCKETS,
-    DTYPES,
-    INDEX_DTYPES,
     INTERPRETER_MAX_COLUMNS,
     Bucket,
 )
@@ -36,6 +34,7 @@ from properties._src.domain.constraints import (
     MAX_TOKEN_BYTES,
     MAX_TOKENS,
     Constraint,
+    dtypes_allowed,
     fitting,
 )
 
@@ -66,12 +65,6 @@ def _divisors(constraints: tuple[Constraint, ...]) -> dict[str, int]:
     return found
 
 
-def _dtypes(field: str, constraints: tuple[Constraint, ...]) -> tuple[str, ...]:
-    """The dtypes ``field`` (``table_dtype``, ``count_dtype``) may take under ``constraints``."""
-    fixed = {c.dtype for c in constraints if c.dtype is not None and c.dimension == field}
-    return tuple(d for d in INDEX_DTYPES if not fixed or {d} == fixed)
-
-
 @st.composite
 def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
     """A shape from the whole domain, within memory bounds, meeting ``constraints``."""
@@ -88,12 +81,12 @@ def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
             multiple = st.one_of(multiple, st.sampled_from(fitting_edges))
         return draw(multiple) * k
 
-    dtype = draw(st.sampled_from(DTYPES))
+    dtype = draw(st.sampled_from(dtypes_allowed("dtype", constraints)))
     itemsize = Bucket(1, 1, 1, 1, dtype, 0, 0, ()).numpy_dtype.itemsize
     heads = dimension("heads", 1, MAX_HEADS, EDGES["heads"])
     head_dim = dimension("head_dim", 1, MAX_HEAD_DIM, EDGES["head_dim"])
     row_bytes = heads * head_dim * itemsize
-    tables = _dtypes("table_dtype", constraints)
+    tables = dtypes_allowed("table_dtype", constraints)
     widest = max(int(np.iinfo(t).max) for t in tables)
     page_size = dimension(
         "page_size", 1, min(MAX_PAGE_SIZE, MAX_PAGE_BYTES // row_bytes, widest), EDGES["page_size"]
@@ -105,7 +98,7 @@ def any_bucket(draw, constraints: tuple[Constraint, ...] = ()) -> Bucket:
     columns = dimension("columns", 0, MAX_COLUMNS, EDGES["columns"])
     count_shape = draw(st.sampled_from([(1,), ()]))
     table = draw(st.sampled_from([t for t in tables if page_size <= np.iinfo(t).max]))
-    count = draw(st.sampled_from(_dtypes("count_dtype", constraints)))
+    count = draw(st.sampled_from(dtypes_allowed("count_dtype", constraints)))
     return Bucket(
         page_size, pages, heads, head_dim, dtype, tokens, columns, count_shape, table, count
     )
