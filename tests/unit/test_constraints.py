@@ -67,14 +67,14 @@ def test_regression_examples_run_without_constraints():
     assert "head_dim 1" in result.not_passed[0].counterexample
 
 
-def int32_table_only(
-    new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size
-):
-    """The fallback, refusing any slice table but int32 (as tpu-inference's kernel does)."""
-    assert slice_indices.dtype == np.int32, f"table {slice_indices.dtype}"
-    return kvcache.kv_cache_update_jax(
-        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
-    )
+def taking_only(argument: int, dtype, what: str):
+    """The fallback, refusing any argument ``argument`` (``what``) not of ``dtype``."""
+
+    def update(*arrays, page_size):
+        assert arrays[argument].dtype == dtype, f"{what} {arrays[argument].dtype}"
+        return kvcache.kv_cache_update_jax(*arrays, page_size=page_size)
+
+    return update
 
 
 def test_a_dtype_constraint_reads_back_as_written_and_a_wrong_one_says_why():
@@ -126,25 +126,20 @@ def test_free_shapes_take_the_constrained_dtypes(data):
     assert bucket.page_size <= np.iinfo(np.int16).max and bucket.heads % 2 == 0
 
 
-def bfloat16_only(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, *, page_size):
-    """The fallback, refusing any cache but bfloat16 (as a kernel written for one would)."""
-    assert kv_cache_pages.dtype == jnp.bfloat16, f"cache {kv_cache_pages.dtype}"
-    return kvcache.kv_cache_update_jax(
-        new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
-    )
-
-
-def test_an_implementation_taking_only_bfloat16_caches_passes_under_the_constraint_alone():
+@pytest.mark.parametrize(
+    ("constraint", "implementation", "what"),
+    [
+        # as tpu-inference's and vLLM's kernels do
+        ("table_dtype=int32", taking_only(1, np.int32, "table"), "table"),
+        # as a kernel written for one cache dtype would
+        ("dtype=bfloat16", taking_only(2, jnp.bfloat16, "cache"), "cache"),
+    ],
+)
+def test_an_implementation_taking_one_dtype_only_passes_under_its_constraint_alone(
+    constraint, implementation, what
+):
     first_case = cases_on("serving")[:1]
     options = {"cases": first_case, "max_examples": 4, "profile": "ci"}
-    assert check(bfloat16_only, constraints=["dtype=bfloat16"], **options).passed
-    refused = check(bfloat16_only, **options).not_passed
-    assert refused and "cache " in refused[0].counterexample
-
-
-def test_an_implementation_taking_only_int32_tables_passes_under_the_constraint_alone():
-    first_case = cases_on("serving")[:1]
-    options = {"cases": first_case, "max_examples": 4, "profile": "ci"}
-    assert check(int32_table_only, constraints=["table_dtype=int32"], **options).passed
-    refused = check(int32_table_only, **options).not_passed
-    assert refused and "table " in refused[0].counterexample
+    assert check(implementation, constraints=[constraint], **options).passed
+    refused = check(implementation, **options).not_passed
+    assert refused and f"{what} " in refused[0].counterexample
