@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from kvcache import validation
 from kvcache.fallback import kv_cache_update_jax
@@ -30,7 +31,8 @@ def update(
     """Write new tokens into the paged cache: the Pallas kernel on a TPU, pure JAX elsewhere.
 
     On a TPU, a head_dim that is not a multiple of the lane width (128) also takes the pure-JAX
-    path, which has no layout rule. ``kv_cache_pages`` is donated. With ``validate=True`` the arguments are checked first and
+    path, which has no layout rule, and so does a bool cache (JAX 0.10's Mosaic lowering refuses
+    DMAs of bool). ``kv_cache_pages`` is donated. With ``validate=True`` the arguments are checked first and
     a refused call raises before touching (or donating) the cache. A cache sharded over a mesh
     (a ``NamedSharding``) is updated shard by shard, each with the path chosen here
     (``kvcache.sharded``).
@@ -40,7 +42,8 @@ def update(
             new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size
         )
     lane_aligned = kv_cache_pages.shape[-1] % TPU_LANES == 0
-    use_kernel = _platform(kv_cache_pages) == "tpu" and lane_aligned
+    copyable = kv_cache_pages.dtype != jnp.bool_
+    use_kernel = _platform(kv_cache_pages) == "tpu" and lane_aligned and copyable
     implementation = kv_cache_update if use_kernel else kv_cache_update_jax
     return implementation(
         new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size=page_size

@@ -93,7 +93,8 @@ def kv_cache_update(
     ``kv_cache_pages`` is donated and updated in place. Any column count works: the columns
     are padded to a multiple of ``slices_per_processing_page`` and the padding is never
     copied. On CPU, call under ``pltpu.force_tpu_interpret_mode`` to run the kernel in the
-    TPU interpreter. On a TPU, head_dim must be a multiple of 128 (the lane width).
+    TPU interpreter. On a TPU, head_dim must be a multiple of 128 (the lane width), and JAX
+    0.10's Mosaic lowering refuses a bool cache (``kvcache.update`` takes pure JAX for one).
     """
     check_arguments(new_kv_tokens, slice_indices, kv_cache_pages, total_update_slices, page_size)
     if slices_per_processing_page < 1:

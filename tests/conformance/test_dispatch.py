@@ -12,22 +12,25 @@ from kvcache import dispatch
 
 
 @pytest.mark.parametrize(
-    ("platform", "head_dim", "expected"),
+    ("platform", "head_dim", "dtype", "expected"),
     [
-        ("tpu", 128, "kernel"),
-        ("tpu", 64, "fallback"),
-        ("cpu", 128, "fallback"),
-        ("gpu", 256, "fallback"),
+        ("tpu", 128, jnp.float32, "kernel"),
+        ("tpu", 64, jnp.float32, "fallback"),
+        ("tpu", 128, jnp.bool_, "fallback"),  # JAX 0.10's Mosaic refuses DMAs of bool
+        ("cpu", 128, jnp.float32, "fallback"),
+        ("gpu", 256, jnp.float32, "fallback"),
     ],
 )
-def test_update_chooses_by_platform_and_layout(monkeypatch, platform, head_dim, expected):
+def test_update_chooses_by_platform_layout_and_dtype(
+    monkeypatch, platform, head_dim, dtype, expected
+):
     chosen = []
     monkeypatch.setattr(dispatch, "_platform", lambda _: platform)
     monkeypatch.setattr(dispatch, "kv_cache_update", lambda *a, **k: chosen.append("kernel"))
     monkeypatch.setattr(dispatch, "kv_cache_update_jax", lambda *a, **k: chosen.append("fallback"))
-    cache = jnp.zeros((8, 1, head_dim))
+    cache = jnp.zeros((8, 1, head_dim), dtype)
     dispatch.update(
-        jnp.zeros((2, 1, head_dim)),
+        jnp.zeros((2, 1, head_dim), dtype),
         jnp.zeros((3, 1), jnp.int32),
         cache,
         jnp.array([0]),

@@ -3,6 +3,8 @@ real TPU (``-m tpu``; skipped elsewhere)."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import pytest
 from jax import export
@@ -29,7 +31,8 @@ def test_native_kernel(case):
 def test_the_kernel_lowers_to_mosaic_off_a_tpu(dtype, index_dtype):
     """Exported for the TPU platform, the kernel's program goes through Pallas's Mosaic
     lowering (what the interpreter never exercises) and holds the kernel as a TPU custom call,
-    for every cache dtype and slice-table dtype the harness draws."""
+    for every cache dtype and slice-table dtype the harness draws; but for a bool cache on JAX
+    0.10, whose Mosaic lowering refuses DMAs of bool (0.12 lowers them)."""
     shape = jax.ShapeDtypeStruct
     arguments = (
         shape((16, 2, TPU_LANES), dtype),
@@ -38,5 +41,9 @@ def test_the_kernel_lowers_to_mosaic_off_a_tpu(dtype, index_dtype):
         shape((1,), index_dtype),
     )
     update = jax.jit(load("kvcache:kv_cache_update").function, static_argnames="page_size")
-    exported = export.export(update, platforms=["tpu"])(*arguments, page_size=16)
-    assert "tpu_custom_call" in exported.mlir_module()
+    lowered = functools.partial(export.export(update, platforms=["tpu"]), page_size=16)
+    if dtype == "bool" and jax.__version_info__ < (0, 12):  # kvcache.update takes pure JAX
+        with pytest.raises(NotImplementedError, match="DMAs with bool dtypes are not supported"):
+            lowered(*arguments)
+        return
+    assert "tpu_custom_call" in lowered(*arguments).mlir_module()
