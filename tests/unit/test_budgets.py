@@ -112,8 +112,10 @@ def test_the_harness_benchmark_prints_a_row_per_implementation(capsys):
     assert line.startswith(f"{SEED_FALLBACK}  1  ") and "failed" in line
 
 
+@pytest.mark.process
 def test_the_harness_benchmark_together_counts_every_implementations_verdicts(capsys):
-    """One ``kvcache-check`` over two implementations, in a child as above."""
+    """One ``kvcache-check`` over two implementations, in a child as above: 15 to 25 s, each
+    implementation compiling its serving shapes cold in a lane of its own."""
     options = ["--", "--tier", "serving", "--max-examples", "1"]
     harness.main(["--together", "--impl", SEED_FALLBACK, "--impl", CORRECT, *options])
     *_, line = capsys.readouterr().out.splitlines()
