@@ -32,10 +32,10 @@ def update(
 
     On a TPU, a head_dim that is not a multiple of the lane width (128) also takes the pure-JAX
     path, which has no layout rule, and so does a bool cache (JAX 0.10's Mosaic lowering refuses
-    DMAs of bool). ``kv_cache_pages`` is donated. With ``validate=True`` the arguments are checked first and
-    a refused call raises before touching (or donating) the cache. A cache sharded over a mesh
-    (a ``NamedSharding``) is updated shard by shard, each with the path chosen here
-    (``kvcache.sharded``).
+    DMAs of bool). ``kv_cache_pages`` is donated. With ``validate=True`` the arguments are
+    checked first and a refused call raises before touching (or donating) the cache. A cache
+    sharded over a mesh (a ``NamedSharding``) is updated shard by shard, each with the path
+    chosen here (``kvcache.sharded``).
     """
     if validate:
         validation.validate(
