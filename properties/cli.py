@@ -319,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.list:
-        print(listing())
+        try:
+            mesh = MeshShape.parse(args.mesh) if args.mesh else None
+            print(listing(all_constraints(args.constraint, mesh)))
+        except ValueError as error:
+            parser.error(str(error))
         return 0
     try:
         specs = list(dict.fromkeys(i.name for i in load_all(args.impl or [BUILTIN])))

@@ -187,6 +187,19 @@ def test_list_names_what_would_be_checked_and_checks_nothing(monkeypatch, capsys
         assert all(str(word) in out for word in words), words
 
 
+def test_list_shows_the_pool_fitted_to_the_constraints_and_refuses_a_bad_one(capsys):
+    assert main(["--list", "--constraint", "dtype=bfloat16", "--constraint", "head_dim%128"]) == 0
+    out = capsys.readouterr().out
+    _, rest = out.split("shapes (the pool, fitted to dtype=bfloat16, head_dim%128):\n", 1)
+    header, *rows = rest.split("\ndtypes:", 1)[0].splitlines()
+    assert header.split()[:5] == ["page_size", "pages", "heads", "head_dim", "dtype"]
+    assert rows and all(r.split()[4] == "bfloat16" and int(r.split()[3]) % 128 == 0 for r in rows)
+    with pytest.raises(SystemExit) as exited:
+        main(["--list", "--constraint", "dtype=int64"])
+    assert exited.value.code == 2
+    assert "dtype must be one of float32" in capsys.readouterr().err
+
+
 def test_a_snippet_imports_only_the_public_packages():
     """What a user pastes must not break when the harness's own modules move."""
     text = snippet(

@@ -1,6 +1,7 @@
 """What a run would check, as text (``kvcache-check --list``): the cases, properties, tiers,
-profiles, the pool's shapes, the dtypes, the calling modes, the statuses and the diagnoses.
-Read from the lists the harness runs from, so it cannot drift from them; runs nothing."""
+profiles, the pool's shapes (fitted to the run's constraints), the dtypes, the calling modes,
+the statuses and the diagnoses. Read from the lists the harness runs from, so it cannot drift
+from them; runs nothing."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from properties._src.domain.buckets import (
     SHRINK_TARGET,
     Bucket,
 )
+from properties._src.domain.constraints import Constraint, fitting
 from properties._src.drawing.shapes import FREE_PROFILES
 from properties._src.judging.diagnosis import CODES
 from properties._src.reporting.results import STATUSES
@@ -55,8 +57,8 @@ def _shape_note(bucket: Bucket) -> str:
     return ""
 
 
-def listing() -> str:
-    """Everything ``kvcache-check`` would check and how it reports it."""
+def listing(constraints: tuple[Constraint, ...] = ()) -> str:
+    """Everything ``kvcache-check`` would check under ``constraints`` and how it reports it."""
     cases = [(c.name, c.tier.name.lower(), "") for c in CASES]
     cases += [(c.name, c.tier.name.lower(), "with --mesh") for c in MESH_CASES]
     shapes = [
@@ -73,7 +75,7 @@ def listing() -> str:
             b.count_dtype,
             _shape_note(b),
         )
-        for b in BUCKETS
+        for b in fitting(BUCKETS, constraints)
     ]
     profiles = [
         f"  {name}: {s.max_examples} examples per case (--max-examples)"
@@ -90,7 +92,8 @@ def listing() -> str:
             "tiers: " + ", ".join(TIERS),
             "profiles:",
             *profiles,
-            "shapes (the pool, fitted to any --constraint):",
+            "shapes (the pool"
+            + (f", fitted to {', '.join(map(str, constraints))}):" if constraints else "):"),
             *_columns([(*SHAPE_HEADER, ""), *shapes]),
             "dtypes: " + ", ".join(DTYPES),
             "slice-table and count dtypes: " + ", ".join(INDEX_DTYPES),
