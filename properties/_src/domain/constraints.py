@@ -177,6 +177,7 @@ def fitting(buckets: tuple[Bucket, ...], constraints: tuple[Constraint, ...]) ->
     if not fitted:
         raise ValueError(
             f"no shape satisfies {', '.join(map(str, constraints))} within "
-            f"{MAX_CACHE_BYTES} bytes of cache: nothing could be checked"
+            f"{MAX_CACHE_BYTES} bytes of cache and with a slice table whose dtype holds a "
+            "page's length: nothing could be checked"
         )
     return tuple(dict.fromkeys(fitted))
