@@ -194,6 +194,10 @@ def test_list_shows_the_pool_fitted_to_the_constraints_and_refuses_a_bad_one(cap
     header, *rows = rest.split("\ndtypes:", 1)[0].splitlines()
     assert header.split()[:5] == ["page_size", "pages", "heads", "head_dim", "dtype"]
     assert rows and all(r.split()[4] == "bfloat16" and int(r.split()[3]) % 128 == 0 for r in rows)
+    assert main(["--list", "--constraint", "columns%24"]) == 0
+    assert (
+        "drawn with 48 columns for a kernel run in the TPU interpreter" in capsys.readouterr().out
+    )
     with pytest.raises(SystemExit) as exited:
         main(["--list", "--constraint", "dtype=int64"])
     assert exited.value.code == 2

@@ -163,6 +163,14 @@ def as_strategy(shapes: Shapes) -> st.SearchStrategy[Bucket]:
     return st.integers(0, 2**32 - 1).map(lambda value: shapes[value % len(shapes)])
 
 
+def interpreted_columns(constraints: tuple[Constraint, ...] = ()) -> int:
+    """The columns a shape of more than ``INTERPRETER_MAX_COLUMNS`` is drawn with for an
+    implementation seen running a kernel in the TPU interpreter: that many, rounded down to what
+    ``constraints`` on columns allow (0: no multiple fits, and the shape is drawn whole)."""
+    step = _divisors(constraints).get("columns", 1)
+    return INTERPRETER_MAX_COLUMNS // step * step
+
+
 def within_budget(
     implementation: Implementation, shapes: Shapes, constraints: tuple[Constraint, ...] = ()
 ) -> st.SearchStrategy[Bucket]:
@@ -175,8 +183,7 @@ def within_budget(
     Read as each shape is drawn: a property case searches the pool's shapes in order and the
     first (``buckets.SHRINK_TARGET``) is affordable, as a test checks, so by any other it
     knows."""
-    step = _divisors(constraints).get("columns", 1)
-    most = INTERPRETER_MAX_COLUMNS // step * step
+    most = interpreted_columns(constraints)
 
     def afforded(bucket: Bucket) -> Bucket:
         if bucket.num_slices <= INTERPRETER_MAX_COLUMNS or not most:

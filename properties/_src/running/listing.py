@@ -18,7 +18,7 @@ from properties._src.domain.buckets import (
     Bucket,
 )
 from properties._src.domain.constraints import Constraint, fitting
-from properties._src.drawing.shapes import FREE_PROFILES
+from properties._src.drawing.shapes import FREE_PROFILES, interpreted_columns
 from properties._src.judging.diagnosis import CODES
 from properties._src.reporting.results import STATUSES
 from properties._src.running.api import TIERS
@@ -47,13 +47,13 @@ def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def _shape_note(bucket: Bucket) -> str:
+def _shape_note(bucket: Bucket, interpreted: int) -> str:
+    """What the listing says of ``bucket``; ``interpreted``: the columns a many-column shape
+    is drawn with for a kernel run in the TPU interpreter (``shapes.interpreted_columns``)."""
     if bucket == SHRINK_TARGET:
         return "counterexamples shrink here; the serving loop's shape"
-    if bucket.num_slices > INTERPRETER_MAX_COLUMNS:
-        return (
-            f"drawn with {INTERPRETER_MAX_COLUMNS} columns for a kernel run in the TPU interpreter"
-        )
+    if bucket.num_slices > INTERPRETER_MAX_COLUMNS and interpreted:
+        return f"drawn with {interpreted} columns for a kernel run in the TPU interpreter"
     return ""
 
 
@@ -73,7 +73,7 @@ def listing(constraints: tuple[Constraint, ...] = ()) -> str:
             str(list(b.count_shape)),
             b.table_dtype,
             b.count_dtype,
-            _shape_note(b),
+            _shape_note(b, interpreted_columns(constraints)),
         )
         for b in fitting(BUCKETS, constraints)
     ]
