@@ -117,8 +117,8 @@ class Unit:
         """What its calls compile for: ``"pool"`` where its cases draw the pool's shapes (a
         tier's property cases, a metamorphic relation), else its id (a sequence case's shapes
         are its own). A process that has compiled a pool shape reuses it in a later unit: the
-        supervisor keeps a lane on units of the shapes it has compiled (a cold pool costs an
-        interpreted kernel about 20 s)."""
+        supervisor keeps a lane on units of the shapes it has compiled (for an interpreted
+        kernel, compiling a cold pool is most of its general property unit)."""
         if isinstance(self.cases[0], PropertyCase | Metamorphic):
             return "pool"
         return self.id

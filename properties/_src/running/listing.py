@@ -61,6 +61,7 @@ def listing(constraints: tuple[Constraint, ...] = ()) -> str:
     """Everything ``kvcache-check`` would check under ``constraints`` and how it reports it."""
     cases = [(c.name, c.tier.name.lower(), "") for c in CASES]
     cases += [(c.name, c.tier.name.lower(), "with --mesh") for c in MESH_CASES]
+    interpreted = interpreted_columns(constraints)
     shapes = [
         (
             str(b.page_size),
@@ -73,7 +74,7 @@ def listing(constraints: tuple[Constraint, ...] = ()) -> str:
             str(list(b.count_shape)),
             b.table_dtype,
             b.count_dtype,
-            _shape_note(b, interpreted_columns(constraints)),
+            _shape_note(b, interpreted),
         )
         for b in fitting(BUCKETS, constraints)
     ]
